@@ -1,0 +1,117 @@
+"""Reader for class-folder layouts: ``ROOT/<split>/<class>/*`` or ``ROOT/<class>/*``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+from kerascv_emotion.data.index import SPLIT_ALIASES, DatasetIndex, IndexRecord, assign_splits
+from kerascv_emotion.errors import DataError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+
+
+def natural_key(text: str) -> list[object]:
+    """Sort key that orders ``img2`` before ``img10``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
+
+
+def _list_class_dirs(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: natural_key(p.name))
+
+
+def _scan_class_dir(class_dir: Path, root: Path, skipped: list[dict[str, str]]) -> list[str]:
+    """Relative POSIX paths of the images below ``class_dir`` (recursive, sorted)."""
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(class_dir):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames, key=natural_key):
+            if name.startswith("."):
+                continue
+            full = Path(dirpath) / name
+            rel = full.relative_to(root).as_posix()
+            if full.suffix.lower() in IMAGE_EXTENSIONS:
+                found.append(rel)
+            else:
+                skipped.append({"path": rel, "reason": f"not an image extension ({full.suffix or 'none'})"})
+    return found
+
+
+def index_from_folders(
+    root: str | os.PathLike,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    class_map: dict[str, str] | None = None,
+    classes: list[str] | None = None,
+) -> DatasetIndex:
+    """Index a class-folder layout.
+
+    ``ROOT/<split>/<class>/*`` is used when every top-level folder is a split name
+    (train/val/test and aliases); missing ``val``/``test`` splits are then carved from
+    ``train`` (stratified, seeded) by ``val_fraction``/``test_fraction`` (0 to skip).
+    Otherwise ``ROOT/<class>/*`` is split into train/val/test by the fractions.
+
+    Class names are the folder names (spaces allowed), mapped by ``class_map`` and, when
+    ``classes`` is given, restricted to and ordered as ``classes``; otherwise sorted.
+    Files without an image extension are skipped, counted and listed in ``meta["skipped"]``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset root {root} is not a folder")
+    top = _list_class_dirs(root)
+    if not top:
+        raise DataError(f"dataset root {root} has no sub-folders; expected ROOT/<class>/* or ROOT/<split>/<class>/*")
+    class_map = class_map or {}
+    skipped: list[dict[str, str]] = []
+    split_layout = all(p.name.lower() in SPLIT_ALIASES for p in top)
+    entries: list[tuple[str, str, str | None]] = []  # (path, label, split or None)
+    if split_layout:
+        for split_dir in top:
+            split = SPLIT_ALIASES[split_dir.name.lower()]
+            for class_dir in _list_class_dirs(split_dir):
+                label = class_map.get(class_dir.name, class_dir.name)
+                entries += [(p, label, split) for p in _scan_class_dir(class_dir, root, skipped)]
+    else:
+        for class_dir in top:
+            label = class_map.get(class_dir.name, class_dir.name)
+            entries += [(p, label, None) for p in _scan_class_dir(class_dir, root, skipped)]
+
+    if classes is not None:
+        entries = [e for e in entries if e[1] in set(classes)]
+        names = list(classes)
+    else:
+        names = sorted({e[1] for e in entries}, key=natural_key)
+    if not entries:
+        raise DataError(f"no images found under {root} (extensions {sorted(IMAGE_EXTENSIONS)})")
+
+    present = {e[2] for e in entries}
+    if split_layout and "train" not in present:
+        raise DataError(f"{root} has split folders {sorted(p.name for p in top)} but no train split")
+    if not split_layout or "val" not in present or "test" not in present:
+        # carve the missing splits out of train (or out of everything in a flat layout)
+        pool = [i for i, e in enumerate(entries) if e[2] in (None, "train")]
+        val_f = val_fraction if "val" not in present else 0.0
+        test_f = test_fraction if "test" not in present else 0.0
+        carved = assign_splits([entries[i][1] for i in pool], val_f, test_f, seed)
+        for i, split in zip(pool, carved, strict=True):
+            entries[i] = (entries[i][0], entries[i][1], split)
+
+    for item in skipped:
+        log.warning("index: skipped %s (%s)", item["path"], item["reason"])
+    records = [IndexRecord(path=p, split=s or "train", label=lab) for p, lab, s in entries]
+    meta = {
+        "source": "folders",
+        "layout": "split/class" if split_layout else "class",
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+        "skipped": skipped,
+    }
+    if class_map:
+        meta["class_map"] = dict(class_map)
+    return DatasetIndex(root.resolve(), names, records, meta)
