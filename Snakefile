@@ -1,0 +1,27 @@
+# kerascv_emotion workflow: data -> index -> train (per dataset x architecture) -> tune ->
+# evaluate -> report -> compare. Every rule is a thin shell around the `kerascv-emotion` CLI.
+#   snakemake --cores 4                                   # built-in synthetic default
+#   snakemake --cores 4 --configfile configs/covid.yaml --config data_root=../shared/data
+#   snakemake --report report.html                        # Snakemake's own report
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

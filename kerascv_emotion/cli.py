@@ -1,0 +1,316 @@
+"""``kerascv-emotion``: a thin click layer over the library (every Snakemake rule calls it).
+
+Library errors (:class:`~kerascv_emotion.errors.KerasCVEmotionError`) are printed as one
+line and exit with status 1; TensorFlow is imported only by the commands that need it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kerascv_emotion import __version__
+from kerascv_emotion.errors import ConfigError, KerasCVEmotionError
+
+log = logging.getLogger("kerascv_emotion")
+
+
+class _Group(click.Group):
+    """Turns library errors into ``Error: <one line>`` and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KerasCVEmotionError as exc:
+            raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+            raise click.ClickException(f"{exc.strerror}: {exc.filename}") from None
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="kerascv-emotion")
+@click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
+def main(quiet: bool) -> None:
+    """Train, tune, evaluate, report and compare CNN classifiers for facial affect and X-rays."""
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _quiet_tensorflow()
+
+
+def _parse_class_map(pairs: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--class-map {pair!r}: use OLD=NEW, e.g. --class-map angry=anger")
+        old, new = pair.split("=", 1)
+        out[old] = new
+    return out
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["faces", "xrays"]))
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--per-class", default=100, show_default=True, help="Images per class.")
+@click.option("--size", default=64, show_default=True, help="Image side in pixels.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--viral-pneumonia", is_flag=True, help="xrays: add the viral_pneumonia class.")
+@click.option("--val-fraction", default=0.15, show_default=True)
+@click.option("--test-fraction", default=0.15, show_default=True)
+def synth(kind: str, out: Path, per_class: int, size: int, seed: int, viral_pneumonia: bool,
+          val_fraction: float, test_fraction: float) -> None:
+    """Generate the built-in offline data set KIND into OUT (images + OUT/index.csv)."""
+    from kerascv_emotion.data import synthetic
+
+    if kind == "faces":
+        index = synthetic.generate_faces(out, per_class=per_class, size=size, seed=seed,
+                                         val_fraction=val_fraction, test_fraction=test_fraction)
+    else:
+        classes = ("normal", "covid", "viral_pneumonia") if viral_pneumonia else ("normal", "covid")
+        index = synthetic.generate_xrays(out, per_class=per_class, size=size, seed=seed, classes=classes,
+                                         val_fraction=val_fraction, test_fraction=test_fraction)
+    click.echo(f"wrote {len(index)} images of {index.num_classes} classes and {out / 'index.csv'}")
+
+
+@main.command("index")
+@click.argument("root", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Index CSV to write (its .meta.json sidecar goes beside it).")
+@click.option("--format", "fmt", default="folders", show_default=True,
+              help="Reader: folders, fer2013-csv, fer2013, affectnet, covid, ckplus.")
+@click.option("--val-fraction", default=0.1, show_default=True, help="Carved from train when the data has no val split.")
+@click.option("--test-fraction", default=0.1, show_default=True, help="Carved from train when the data has no test split.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the stratified split.")
+@click.option("--class-map", multiple=True, metavar="OLD=NEW", help="Rename a class (repeatable).")
+@click.option("--classes", default=None, help="Comma-separated classes to keep, in label order.")
+@click.option("--images-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="fer2013-csv: where to write the decoded images.")
+@click.option("--task", type=click.Choice(["classification", "regression"]), default="classification")
+@click.option("--dedupe", is_flag=True, help="Drop exact duplicates outside their earliest split (train < val < test).")
+def index_command(root: Path, out: Path, fmt: str, val_fraction: float, test_fraction: float, seed: int,
+                  class_map: tuple[str, ...], classes: str | None, images_dir: Path | None, task: str,
+                  dedupe: bool) -> None:
+    """Index the images under ROOT (class folders, or a known data set's files) into OUT."""
+    from kerascv_emotion.data.readers import build_index, drop_duplicates, find_duplicates
+
+    index = build_index(fmt, root, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                        class_map=_parse_class_map(class_map) or None,
+                        classes=[c.strip() for c in classes.split(",")] if classes else None,
+                        images_dir=images_dir, task=task)
+    groups = find_duplicates(index)
+    across = [g for g in groups if len(set(g["splits"])) > 1]
+    conflicting = [g for g in groups if len(set(g["labels"])) > 1]
+    index.meta["duplicates"] = {"groups": len(groups), "across_splits": len(across),
+                                "conflicting_labels": len(conflicting)}
+    if dedupe and groups:
+        index, dropped = drop_duplicates(index, groups)
+        index.meta["duplicates"]["dropped"] = dropped
+        click.echo(f"--dedupe: dropped {len(dropped)} duplicate image(s)")
+    index.write(out)
+    skipped = index.meta.get("skipped", [])
+    for split, per_class in index.counts().items():
+        click.echo(f"{split:5s} {sum(per_class.values()):7d}  " + ", ".join(f"{k}: {v}" for k, v in per_class.items()))
+    click.echo(f"classes: {index.class_names}")
+    click.echo(f"exact duplicates: {len(groups)} group(s), {len(across)} across splits, "
+               f"{len(conflicting)} with conflicting labels" + ("" if dedupe or not across else " (use --dedupe)"))
+    if skipped:
+        click.echo(f"skipped {len(skipped)} non-image file(s); listed in {out.with_suffix('')}.meta.json")
+    click.echo(f"wrote {out}")
+
+
+def _check_arch(arch: str) -> None:
+    from kerascv_emotion.models import available_models
+
+    names = available_models()
+    if arch not in names:
+        raise ConfigError(f"unknown --arch {arch!r}; available: {', '.join(names)}")
+
+
+def _augment_option(value: str) -> str | dict | None:
+    """``--augment`` takes a pipeline name, ``none``, or a JSON object for a custom pipeline."""
+    if value.strip().startswith("{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--augment: not valid JSON ({exc})") from None
+    return None if value == "none" else value
+
+
+_common_data_options = [
+    click.option("--batch-size", default=32, show_default=True),
+    click.option("--augment", default="paper_face", show_default=True,
+                 help="Pipeline name (paper_face, covid_paper, light, none) or a JSON dict."),
+    click.option("--seed", default=0, show_default=True, help="Seeds Keras/TF; enables op determinism."),
+    click.option("--class-weight", type=click.Choice(["balanced", "none"]), default="balanced", show_default=True),
+    click.option("--monitor", default=None, help="Metric for the best epoch (default val_macro_f1 / val_ccc_mean)."),
+    click.option("--on-bad-image", type=click.Choice(["skip", "fail"]), default="skip", show_default=True),
+    click.option("--workers", default=1, show_default=True, help="Loader worker threads."),
+    click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None),
+]
+
+_device_options = [
+    click.option("--threads", default=0, show_default=True, help="TensorFlow CPU threads (0: all)."),
+    click.option("--gpus", default=0, show_default=True,
+                 help="GPUs on this machine; the job claims a free one (0: leave CUDA_VISIBLE_DEVICES alone)."),
+]
+
+
+def _setup_devices(threads: int, gpus: int) -> None:
+    from kerascv_emotion.devices import claim_gpu, set_cpu_threads
+
+    claim_gpu(gpus)
+    set_cpu_threads(threads)
+
+
+def _with(options: list[Any]) -> Any:
+    def wrap(func: Any) -> Any:
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return wrap
+
+
+@main.command()
+@click.option("--index", "index_path", required=True, type=click.Path(path_type=Path))
+@click.option("--arch", required=True, help="alexnet, vgg, mobilenet, covid or keras:<Application>.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.option("--task", type=click.Choice(["classification", "regression"]), default="classification")
+@click.option("--image-size", default=64, show_default=True)
+@click.option("--channels", type=click.Choice(["1", "3"]), default="3", show_default=True)
+@click.option("--epochs", default=10, show_default=True)
+@click.option("--lr", "learning_rate", default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--patience", default=None, type=int, help="EarlyStopping patience (off by default).")
+@click.option("--reduce-lr-patience", default=None, type=int, help="ReduceLROnPlateau patience (off by default).")
+@click.option("--tensorboard", is_flag=True)
+@click.option("--mixed-precision", is_flag=True, help="mixed_float16 on a GPU (ignored on CPU).")
+@click.option("--weights", default=None, help="keras:<Application> only: a local weights file.")
+@_with(_common_data_options + _device_options)
+def train(index_path: Path, arch: str, out: Path, task: str, image_size: int, channels: str, epochs: int,
+          learning_rate: float, patience: int | None, reduce_lr_patience: int | None, tensorboard: bool,
+          mixed_precision: bool, weights: str | None, batch_size: int, augment: str, seed: int,
+          class_weight: str, monitor: str | None, on_bad_image: str, workers: int, cache_dir: Path | None,
+          threads: int, gpus: int) -> None:
+    """Train one model on an index into the run directory OUT."""
+    from kerascv_emotion.data.index import read_index
+
+    read_index(index_path)  # fail fast on a missing or malformed index
+    _setup_devices(threads, gpus)
+    _check_arch(arch)
+    from kerascv_emotion.training import TrainSettings
+    from kerascv_emotion.training import train as train_run
+
+    settings = TrainSettings(
+        arch=arch, index=str(index_path), task=task, image_size=image_size, channels=int(channels),
+        epochs=epochs, batch_size=batch_size, augment=_augment_option(augment), seed=seed,
+        learning_rate=learning_rate, class_weight=None if class_weight == "none" else class_weight,
+        monitor=monitor, patience=patience, reduce_lr_patience=reduce_lr_patience, on_bad_image=on_bad_image,
+        workers=workers, cache_dir=str(cache_dir) if cache_dir else None, tensorboard=tensorboard,
+        mixed_precision=mixed_precision, arch_kwargs={"weights": weights} if weights else {},
+    )
+    run = train_run(settings, out)
+    click.echo(f"wrote {run / 'model.keras'}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.option("--index", "index_path", required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.option("--task", type=click.Choice(["classification", "regression"]), default=None,
+              help="Change the task (e.g. regression: a new Dense(2) valence/arousal head).")
+@click.option("--head-epochs", default=3, show_default=True)
+@click.option("--finetune-epochs", default=3, show_default=True)
+@click.option("--head-lr", default=1e-3, show_default=True)
+@click.option("--finetune-lr", default=1e-5, show_default=True)
+@click.option("--unfreeze-blocks", default=None, type=int, help="Unfreeze only the last K blocks (default all).")
+@_with(_common_data_options + _device_options)
+def tune(model: Path, index_path: Path, out: Path, task: str | None, head_epochs: int, finetune_epochs: int,
+         head_lr: float, finetune_lr: float, unfreeze_blocks: int | None, batch_size: int, augment: str,
+         seed: int, class_weight: str, monitor: str | None, on_bad_image: str, workers: int,
+         cache_dir: Path | None, threads: int, gpus: int) -> None:
+    """Fine-tune MODEL (a .keras file or a run directory): head first, then unfrozen at a low rate."""
+    from kerascv_emotion.data.index import read_index
+
+    read_index(index_path)
+    _setup_devices(threads, gpus)
+    from kerascv_emotion.training import TuneSettings
+    from kerascv_emotion.training import tune as tune_run
+
+    settings = TuneSettings(
+        model=str(model), index=str(index_path), task=task, head_epochs=head_epochs,
+        finetune_epochs=finetune_epochs, head_learning_rate=head_lr, finetune_learning_rate=finetune_lr,
+        unfreeze_blocks=unfreeze_blocks, batch_size=batch_size, augment=_augment_option(augment), seed=seed,
+        class_weight=None if class_weight == "none" else class_weight, monitor=monitor,
+        on_bad_image=on_bad_image, workers=workers, cache_dir=str(cache_dir) if cache_dir else None,
+    )
+    run = tune_run(settings, out)
+    click.echo(f"wrote {run / 'model.keras'}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--index", "index_path", default=None, type=click.Path(path_type=Path),
+              help="Default: the index the run was trained on.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--bootstrap", default=1000, show_default=True, help="Bootstrap resamples for intervals (0: none).")
+@click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
+@_with(_device_options)
+def evaluate(run: Path, index_path: Path | None, split: str, bootstrap: int, seed: int,
+             threads: int, gpus: int) -> None:
+    """Predict a split with RUN's model; write predictions and metrics JSON under RUN/eval/SPLIT."""
+    _setup_devices(threads, gpus)
+    from kerascv_emotion.evaluation import evaluate as evaluate_run
+
+    metrics = evaluate_run(run, index_path, split=split, bootstrap=bootstrap, seed=seed)
+    if metrics["task"] == "classification":
+        click.echo(f"{run} {split}: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_avg']['f1']:.3f}")
+    else:
+        mean = metrics["mean"]
+        click.echo(f"{run} {split}: RMSE {mean['rmse']:.3f}, CCC {mean['ccc']:.3f}")
+    click.echo(f"wrote {run / 'eval' / split / 'metrics.json'}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", default="test", show_default=True)
+@click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path), help="Default RUN/report.")
+def report(run: Path, split: str, out: Path | None) -> None:
+    """Write RUN's figures and report.html (needs `evaluate` first for the test figures)."""
+    from kerascv_emotion.reporting import write_run_report
+
+    html = write_run_report(run, split=split, out_dir=out)
+    click.echo(f"wrote {html}")
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--split", default="test", show_default=True)
+def compare(runs: tuple[Path, ...], out: Path, split: str) -> None:
+    """Compare several evaluated runs side by side into OUT/comparison.html."""
+    from kerascv_emotion.reporting import write_comparison
+
+    html = write_comparison(list(runs), out, split=split)
+    click.echo(f"wrote {html}")
+
+
+@main.command("models")
+def models_command() -> None:
+    """List the architectures `--arch` accepts."""
+    from kerascv_emotion.models import available_models
+
+    for name in available_models():
+        click.echo(name)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,52 @@
+"""Compute-device set-up for one job: CPU threads and, on a multi-GPU machine, one GPU per
+job (so that parallel Snakemake jobs spread over the GPUs instead of piling onto GPU 0)."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+_held_lock: IO | None = None  # kept open for the life of the process
+
+
+def claim_gpu(num_gpus: int, lock_dir: str | os.PathLike | None = None) -> int | None:
+    """Claim the first free GPU of ``num_gpus`` with an exclusive file lock and make it the
+    only visible one (``CUDA_VISIBLE_DEVICES``). Must run before TensorFlow is imported.
+
+    Returns the GPU id, or None when ``num_gpus`` is 0, ``CUDA_VISIBLE_DEVICES`` is already
+    set by the user or scheduler, or every GPU is taken (then the job shares GPU 0's set).
+    """
+    global _held_lock
+    if num_gpus <= 0 or "CUDA_VISIBLE_DEVICES" in os.environ:
+        return None
+    folder = Path(lock_dir or os.environ.get("KERASCV_EMOTION_GPU_LOCKS", Path(tempfile.gettempdir()) / "kerascv_emotion_gpus"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for gpu in range(num_gpus):
+        handle = open(folder / f"gpu{gpu}.lock", "w")  # noqa: SIM115 - held until exit
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _held_lock = handle
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        log.info("using GPU %d of %d", gpu, num_gpus)
+        return gpu
+    log.warning("all %d GPUs are claimed by other jobs; sharing them", num_gpus)
+    return None
+
+
+def set_cpu_threads(threads: int) -> None:
+    """Limit TensorFlow to ``threads`` intra-op threads (0 keeps TensorFlow's default)."""
+    if threads <= 0:
+        return
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))

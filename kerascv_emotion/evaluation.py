@@ -1,0 +1,97 @@
+"""Evaluate a finished run on one split: predictions, metrics JSON (with bootstrap
+intervals) and the model's measured inference speed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kerascv_emotion.errors import DataError
+from kerascv_emotion.io import atomic_path, write_json
+from kerascv_emotion.training import load_model, load_run_config
+
+log = logging.getLogger(__name__)
+
+
+def measure_inference(model: Any, images: np.ndarray, batch_size: int = 32, repeats: int = 3) -> dict[str, Any]:
+    """Median wall time of ``model.predict_on_batch`` per image in milliseconds.
+
+    ``images``: uint8 ``(N, H, W, C)``; one warm-up call is excluded.
+    """
+    import tensorflow as tf
+
+    batch = np.asarray(images[:batch_size], dtype=np.float32) / 255.0
+    if len(batch) == 0:
+        return {"ms_per_image": None, "batch_size": 0, "device": "none"}
+    model.predict_on_batch(batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict_on_batch(batch)
+        times.append(time.perf_counter() - start)
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    return {"ms_per_image": 1000.0 * float(np.median(times)) / len(batch), "batch_size": int(len(batch)),
+            "device": device}
+
+
+def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = None, split: str = "test",
+             bootstrap: int = 1000, seed: int = 0, batch_size: int = 64,
+             on_bad_image: str | None = None) -> dict[str, Any]:
+    """Predict ``split`` of the index with ``RUN/model.keras`` and write
+    ``RUN/eval/<split>/predictions.npz`` and ``metrics.json``; returns the metrics dict.
+
+    ``index_path`` defaults to the index the run was trained on. ``bootstrap`` is the
+    number of bootstrap resamples for confidence intervals (0 to skip).
+    """
+    from kerascv_emotion.data.index import read_index
+    from kerascv_emotion.data.loader import ImageBatches, load_split
+    from kerascv_emotion.metrics import (
+        bootstrap_intervals,
+        classification_metrics,
+        regression_metrics,
+    )
+
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    index_path = Path(index_path or config["index"])
+    index = read_index(index_path)
+    task = config.get("task", "classification")
+    if task == "classification" and list(index.class_names) != list(config["class_names"]):
+        raise DataError(f"index {index_path} has classes {index.class_names}, but run {run_dir} was trained on "
+                        f"{config['class_names']}; evaluate with the same classes")
+    if not any(r.split == split for r in index.records):
+        raise DataError(f"index {index_path} has no '{split}' images (it has {index.splits()})")
+    cached = load_split(index, split, int(config["image_size"]), int(config["channels"]),
+                        cache_dir=Path(config["cache_dir"]) if config.get("cache_dir") else None,
+                        on_bad_image=on_bad_image or config.get("on_bad_image", "skip"))
+    model = load_model(run_dir / "model.keras")
+    batches = ImageBatches(cached, batch_size=batch_size, task=task, augment=None, shuffle=False)
+    outputs = np.asarray(model.predict(batches, verbose=0), dtype=np.float64)
+    out_dir = run_dir / "eval" / split
+    arrays: dict[str, Any] = {"paths": np.array(cached.paths, dtype=str)}
+    if task == "classification":
+        y_true = np.asarray(cached.label_ids)
+        metrics = classification_metrics(y_true, outputs, list(index.class_names))
+        if bootstrap:
+            metrics["bootstrap"] = bootstrap_intervals(y_true, outputs, list(index.class_names),
+                                                       n_resamples=bootstrap, seed=seed)
+        arrays.update(y_true=y_true, y_prob=outputs, class_names=np.array(index.class_names, dtype=str))
+    else:
+        if cached.valence_arousal is None:
+            raise DataError(f"index {index_path} has no valence/arousal; cannot evaluate regression run {run_dir}")
+        y_true = np.asarray(cached.valence_arousal, dtype=np.float64)
+        metrics = regression_metrics(y_true, outputs)
+        arrays.update(y_true=y_true, y_pred=outputs, class_names=np.array(index.class_names, dtype=str),
+                      labels=np.asarray(cached.label_ids))
+    metrics.update(task=task, split=split, index=str(index_path), run=run_dir.name,
+                   arch=config.get("arch"), skipped=len(cached.skipped),
+                   inference=measure_inference(model, cached.images, batch_size=32))
+    with atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny synthetic data sets made once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8-class synthetic faces, 32 px, 6 per class (with valence/arousal); returns index.csv."""
+    from kerascv_emotion.data.synthetic import generate_faces
+
+    out = tmp_path_factory.mktemp("faces")
+    generate_faces(out, per_class=6, size=32, seed=0, val_fraction=0.34, test_fraction=0.34)
+    return out / "index.csv"
+
+
+@pytest.fixture(scope="session")
+def tiny_xrays(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2-class synthetic X-rays, 32 px, 6 per class; returns index.csv."""
+    from kerascv_emotion.data.synthetic import generate_xrays
+
+    out = tmp_path_factory.mktemp("xrays")
+    generate_xrays(out, per_class=6, size=32, seed=0, val_fraction=0.34, test_fraction=0.34)
+    return out / "index.csv"

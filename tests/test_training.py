@@ -1,0 +1,119 @@
+"""train / tune: class weights, tuning phases, task change to valence/arousal, seeded
+reproducibility and resuming after SIGKILL."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.utils.class_weight import compute_class_weight
+
+from kerascv_emotion.training import TrainSettings, TuneSettings, set_trainable, train, tune
+
+
+def _history(run: Path) -> list[dict[str, str]]:
+    with open(run / "history.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_class_weights_match_scikit_learn() -> None:
+    from kerascv_emotion.data.loader import class_weights
+
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 7)
+    ours = class_weights(labels, 3)
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=labels)
+    assert ours == pytest.approx(dict(enumerate(expected)))
+
+
+def test_tune_phases_set_documented_trainable_flags() -> None:
+    import keras
+
+    from kerascv_emotion.models import build_model, head_start_layer
+
+    model = build_model("vgg", input_shape=(32, 32, 3), num_classes=8)
+    names = [layer.name for layer in model.layers]
+    head = set(names[names.index(head_start_layer(model)):])
+    state = set_trainable(model, "head")
+    for layer in model.layers:
+        has_weights = bool(layer.weights)
+        if layer.name in head:
+            assert state[layer.name] or not has_weights, layer.name
+        else:
+            assert not state[layer.name], layer.name
+    state = set_trainable(model, "finetune")
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            assert not layer.trainable  # BN stays in inference mode while fine-tuning
+        else:
+            assert layer.trainable, layer.name
+    state = set_trainable(model, "finetune", unfreeze_blocks=1)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs[-1].trainable and not convs[0].trainable
+    assert model.get_layer("predictions").trainable
+
+
+@pytest.mark.slow
+def test_same_seed_same_metrics_and_tune_to_regression(tiny_faces: Path, tmp_path: Path) -> None:
+    runs = []
+    for name in ("a", "b"):
+        settings = TrainSettings(arch="alexnet", index=str(tiny_faces), image_size=32, epochs=2, batch_size=8,
+                                 seed=5, augment="paper_face")
+        runs.append(train(settings, tmp_path / name, verbose=0))
+    first, second = (_history(r) for r in runs)
+    assert len(first) == 2
+    for row_a, row_b in zip(first, second, strict=True):
+        for key in ("loss", "val_loss", "val_accuracy", "val_macro_f1"):
+            assert row_a[key] == row_b[key], key
+    assert (runs[0] / "metrics_log.jsonl").read_text() == (runs[1] / "metrics_log.jsonl").read_text()
+
+    va = tune(TuneSettings(model=str(runs[0]), index=str(tiny_faces), task="regression", head_epochs=1,
+                           finetune_epochs=1, batch_size=8, class_weight=None), tmp_path / "va", verbose=0)
+    history = _history(va)
+    assert [row["phase"] for row in history] == ["head", "finetune"]
+    assert np.isfinite(float(history[-1]["val_ccc_mean"]))
+    config = json.loads((va / "config.json").read_text())
+    assert config["task"] == "regression" and config["new_head"] is True
+    assert [p["name"] for p in config["phases"]] == ["head", "finetune"]
+
+    from kerascv_emotion.evaluation import evaluate
+
+    metrics = evaluate(va, split="test", bootstrap=0)
+    assert set(metrics["per_dim"]) == {"valence", "arousal"}
+    assert -1.0 <= metrics["mean"]["ccc"] <= 1.0
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_then_rerun_finishes(tiny_faces: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "kerascv_emotion", "train", "--index", str(tiny_faces), "--arch", "vgg",
+               "--image-size", "32", "--epochs", "40", "--batch-size", "4", "--out", str(run), "--seed", "1"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    backup = run / "work" / "backup-train"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        history = run / "work" / "history-train.csv"
+        if backup.exists() and history.exists() and len(history.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "training finished before it could be killed"
+    time.sleep(0.3)  # now somewhere inside a later epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "model.keras").exists()
+
+    rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    epochs_printed = [line for line in rerun.stdout.splitlines() if line.startswith("Epoch ")]
+    assert epochs_printed and not epochs_printed[0].startswith("Epoch 1/"), epochs_printed[:3]
+    history = _history(run)
+    assert [int(r["epoch"]) for r in history] == list(range(40))
+    assert (run / "model.keras").is_file() and not (run / "work").exists()

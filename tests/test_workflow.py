@@ -1,0 +1,93 @@
+"""The Snakemake workflow: dry runs of every config, and one real run of the default
+config with tiny settings (data -> train -> tune -> evaluate -> report -> compare)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def _snakemake(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _job_counts(output: str) -> dict[str, int]:
+    counts = {}
+    for match in re.finditer(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE):
+        counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def test_default_dry_run_lists_one_train_job_per_dataset_and_arch(tmp_path: Path) -> None:
+    result = _snakemake("-n", "--cores", "4", "--configfile", str(REPO / "config.yaml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    expected_train = sum(len(ds["archs"]) for ds in config["datasets"].values())
+    counts = _job_counts(result.stdout)
+    assert counts["train"] == expected_train
+    assert counts["compare"] == len(config["datasets"])
+    assert counts["tune_valence_arousal"] == 1
+    assert counts["tune"] == len(config["datasets"]["faces"]["archs"])
+    for ds in config["datasets"]:
+        for arch in config["datasets"][ds]["archs"]:
+            assert f"{ds}/{arch}/model.keras" in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
+def test_each_config_dry_runs(name: str, tmp_path: Path) -> None:
+    data_root = tmp_path / "data"
+    data_root.mkdir()
+    result = _snakemake("-n", "--cores", "4", "--configfile", str(REPO / "configs" / name),
+                        "--config", f"data_root={data_root}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _job_counts(result.stdout).get("train", 0) >= 1
+
+
+def test_bad_config_is_rejected_by_the_schema(tmp_path: Path) -> None:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["datasets"]["faces"]["epochs"] = 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    result = _snakemake("-n", "--cores", "1", "--configfile", str(bad), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "epochs" in result.stderr
+
+
+@pytest.mark.slow
+def test_default_workflow_runs_to_reports_with_tiny_settings(tmp_path: Path) -> None:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["bootstrap"] = 50
+    for ds in config["datasets"].values():
+        ds["synthetic"].update(per_class=5, size=32)
+        ds.update(image_size=32, epochs=1, batch_size=8)
+        ds["archs"] = ds["archs"][:2]
+        if "tune" in ds:
+            ds["tune"].update(head_epochs=1, finetune_epochs=1)
+        if "regression" in ds:
+            ds["regression"].update(from_arch=ds["archs"][0], head_epochs=1, finetune_epochs=1)
+    small = tmp_path / "small.yaml"
+    small.write_text(yaml.safe_dump(config))
+    result = _snakemake("--cores", "2", "--configfile", str(small), cwd=tmp_path, timeout=1200)
+    assert result.returncode == 0, result.stderr[-5000:]
+    results = tmp_path / "results"
+    for name, ds in config["datasets"].items():
+        html = (results / name / "comparison" / "comparison.html").read_text()
+        for arch in ds["archs"]:
+            assert arch in html
+            assert (results / name / arch / "report" / "report.html").is_file()
+            assert (results / name / arch / "eval" / "test" / "metrics.json").is_file()
+    tuned = (results / "faces" / f"{config['datasets']['faces']['archs'][0]}-tuned" / "history.csv").read_text()
+    assert "head" in tuned and "finetune" in tuned
+
+    report = _snakemake("--configfile", str(small), "--report", str(tmp_path / "report.html"), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (tmp_path / "report.html").stat().st_size > 10_000

@@ -1,0 +1,76 @@
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+RESULTS = config["results"]
+# the CLI of the interpreter that runs Snakemake (no reliance on PATH)
+CLI = f"{shlex.quote(sys.executable)} -m kerascv_emotion"
+GPUS = int(config.get("gpus", 0))
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_.]+",
+    arch=r"[A-Za-z0-9_]+",
+    run=r"[A-Za-z0-9_]+(-tuned|-va)?",
+    split=r"train|val|test",
+
+
+def run_name(arch):
+    """`keras:MobileNetV2` -> `keras_MobileNetV2` (run folder names have no colons)."""
+    return arch.replace(":", "_")
+
+
+def dataset(wildcards):
+    return config["datasets"][wildcards.dataset]
+
+
+def arch_of(wildcards):
+    """The architecture (as `--arch` takes it) behind a run folder name."""
+    for arch in dataset(wildcards)["archs"]:
+        if run_name(arch) == wildcards.arch:
+            return arch
+    raise ValueError(f"dataset {wildcards.dataset} has no architecture named {wildcards.arch}")
+
+
+def classification_runs(name):
+    ds = config["datasets"][name]
+    runs = [run_name(a) for a in ds["archs"]]
+    if "tune" in ds:
+        runs += [f"{run_name(a)}-tuned" for a in ds["archs"]]
+    return runs
+
+
+def regression_runs(name):
+    ds = config["datasets"][name]
+    return [f"{run_name(ds['regression']['from_arch'])}-va"] if "regression" in ds else []
+
+
+def eval_split(name):
+    return config["datasets"][name].get("eval_split", "test")
+
+
+def all_targets():
+    targets = []
+    for name in config["datasets"]:
+        targets.append(f"{RESULTS}/{name}/comparison/comparison.html")
+        for run in classification_runs(name) + regression_runs(name):
+            targets.append(f"{RESULTS}/{name}/{run}/report/report.html")
+    return targets
+
+
+def data_options(ds):
+    """CLI options shared by train and tune, from a dataset's config."""
+    augment = ds.get("augment", "paper_face")
+    if isinstance(augment, dict):
+        import json
+
+        augment = json.dumps(augment)
+    return (
+        f"--batch-size {ds.get('batch_size', 32)} --augment {shlex.quote(augment)} "
+        f"--seed {ds.get('seed', 0)} --on-bad-image {ds.get('on_bad_image', 'skip')} "
+        f"--gpus {GPUS}"
+    )

@@ -1,0 +1,87 @@
+rule train:
+    """Train one architecture on one dataset (one job per dataset x architecture)."""
+    input:
+        index=f"{RESULTS}/{{dataset}}/data/index.csv",
+    output:
+        model=f"{RESULTS}/{{dataset}}/{{arch}}/model.keras",
+        config=f"{RESULTS}/{{dataset}}/{{arch}}/config.json",
+        history=f"{RESULTS}/{{dataset}}/{{arch}}/history.csv",
+    log:
+        f"{RESULTS}/{{dataset}}/logs/train-{{arch}}.log",
+    threads: config.get("threads_per_job", 2)
+    resources:
+        gpu=1 if GPUS else 0,
+    params:
+        arch=arch_of,
+        run_dir=lambda wc, output: Path(output.model).parent,
+        options=lambda wc: (
+            f"--image-size {dataset(wc).get('image_size', 64)} --channels {dataset(wc).get('channels', 3)} "
+            f"--epochs {dataset(wc).get('epochs', 10)} --lr {dataset(wc).get('learning_rate', 0.001)} "
+            + (f"--patience {dataset(wc)['patience']} " if "patience" in dataset(wc) else "")
+            + data_options(dataset(wc))
+        ),
+    shell:
+        "{CLI} train --index {input.index} --arch {params.arch} --out {params.run_dir} "
+        "{params.options} --threads {threads} > {log} 2>&1"
+
+
+rule tune:
+    """Two-phase fine-tuning of a trained model: head first, then everything at a low rate."""
+    input:
+        index=f"{RESULTS}/{{dataset}}/data/index.csv",
+        model=f"{RESULTS}/{{dataset}}/{{arch}}/model.keras",
+    output:
+        model=f"{RESULTS}/{{dataset}}/{{arch}}-tuned/model.keras",
+        config=f"{RESULTS}/{{dataset}}/{{arch}}-tuned/config.json",
+    log:
+        f"{RESULTS}/{{dataset}}/logs/tune-{{arch}}.log",
+    threads: config.get("threads_per_job", 2)
+    resources:
+        gpu=1 if GPUS else 0,
+    params:
+        run_dir=lambda wc, output: Path(output.model).parent,
+        options=lambda wc: (
+            "--head-epochs {head_epochs} --finetune-epochs {finetune_epochs} "
+            "--head-lr {head_lr} --finetune-lr {finetune_lr} ".format(
+                head_epochs=dataset(wc)["tune"].get("head_epochs", 2),
+                finetune_epochs=dataset(wc)["tune"].get("finetune_epochs", 3),
+                head_lr=dataset(wc)["tune"].get("head_lr", 0.001),
+                finetune_lr=dataset(wc)["tune"].get("finetune_lr", 0.0001),
+            )
+            + (f"--unfreeze-blocks {dataset(wc)['tune']['unfreeze_blocks']} "
+               if "unfreeze_blocks" in dataset(wc)["tune"] else "")
+            + data_options(dataset(wc))
+        ),
+    shell:
+        "{CLI} tune {input.model} --index {input.index} --out {params.run_dir} "
+        "{params.options} --threads {threads} > {log} 2>&1"
+
+
+rule tune_valence_arousal:
+    """A trained classifier tuned into a Dense(2) valence/arousal regressor (Hewitt & Gunes)."""
+    input:
+        index=f"{RESULTS}/{{dataset}}/data/index.csv",
+        model=f"{RESULTS}/{{dataset}}/{{arch}}/model.keras",
+    output:
+        model=f"{RESULTS}/{{dataset}}/{{arch}}-va/model.keras",
+        config=f"{RESULTS}/{{dataset}}/{{arch}}-va/config.json",
+    log:
+        f"{RESULTS}/{{dataset}}/logs/tune-va-{{arch}}.log",
+    threads: config.get("threads_per_job", 2)
+    resources:
+        gpu=1 if GPUS else 0,
+    params:
+        run_dir=lambda wc, output: Path(output.model).parent,
+        options=lambda wc: (
+            "--task regression --head-epochs {head_epochs} --finetune-epochs {finetune_epochs} "
+            "--head-lr {head_lr} --finetune-lr {finetune_lr} --class-weight none ".format(
+                head_epochs=dataset(wc)["regression"].get("head_epochs", 3),
+                finetune_epochs=dataset(wc)["regression"].get("finetune_epochs", 3),
+                head_lr=dataset(wc)["regression"].get("head_lr", 0.001),
+                finetune_lr=dataset(wc)["regression"].get("finetune_lr", 0.0001),
+            )
+            + data_options(dataset(wc))
+        ),
+    shell:
+        "{CLI} tune {input.model} --index {input.index} --out {params.run_dir} "
+        "{params.options} --threads {threads} > {log} 2>&1"
