@@ -94,15 +94,17 @@ def synth(kind: str, out: Path, per_class: int, size: int, seed: int, viral_pneu
 @click.option("--class-map", multiple=True, metavar="OLD=NEW", help="Rename a class (repeatable).")
 @click.option("--classes", default=None, help="Comma-separated classes to keep, in label order.")
 @click.option("--images-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="fer2013-csv: where to write the decoded images.")
+              help="fer2013-csv: where to write the decoded images (default: OUT's NAME_images/).")
 @click.option("--task", type=click.Choice(["classification", "regression"]), default="classification")
 @click.option("--dedupe", is_flag=True, help="Drop exact duplicates outside their earliest split (train < val < test).")
 def index_command(root: Path, out: Path, fmt: str, val_fraction: float, test_fraction: float, seed: int,
                   class_map: tuple[str, ...], classes: str | None, images_dir: Path | None, task: str,
                   dedupe: bool) -> None:
     """Index the images under ROOT (class folders, or a known data set's files) into OUT."""
-    from kerascv_emotion.data.readers import build_index, drop_duplicates, find_duplicates
+    from kerascv_emotion.data.readers import build_index, default_images_dir, drop_duplicates, find_duplicates
 
+    if fmt == "fer2013-csv" and images_dir is None:
+        images_dir = default_images_dir(out)
     index = build_index(fmt, root, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
                         class_map=_parse_class_map(class_map) or None,
                         classes=[c.strip() for c in classes.split(",")] if classes else None,

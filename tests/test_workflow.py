@@ -59,7 +59,7 @@ def test_bad_config_is_rejected_by_the_schema(tmp_path: Path) -> None:
     bad.write_text(yaml.safe_dump(config))
     result = _snakemake("-n", "--cores", "1", "--configfile", str(bad), cwd=tmp_path)
     assert result.returncode != 0
-    assert "epochs" in result.stderr
+    assert "epochs" in result.stdout + result.stderr
 
 
 @pytest.mark.slow

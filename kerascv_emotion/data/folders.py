@@ -82,6 +82,10 @@ def index_from_folders(
             entries += [(p, label, None) for p in _scan_class_dir(class_dir, root, skipped)]
 
     if classes is not None:
+        found = {e[1] for e in entries}
+        unknown = [c for c in classes if c not in found]
+        if unknown:
+            raise DataError(f"classes {unknown} requested, but {root} has only {sorted(found, key=natural_key)}")
         entries = [e for e in entries if e[1] in set(classes)]
         names = list(classes)
     else:

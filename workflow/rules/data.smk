@@ -18,8 +18,6 @@ def _data_command(wildcards, output):
         parts.append(f"--class-map {shlex.quote(old + '=' + new)}")
     if src.get("dedupe"):
         parts.append("--dedupe")
-    if src.get("format") == "fer2013-csv":
-        parts.append(f"--images-dir {shlex.quote(str(out_dir / 'images'))}")
     return " ".join(parts)
 
 

@@ -1,0 +1,108 @@
+"""Dataset readers -> one :class:`~kerascv_emotion.data.index.DatasetIndex`.
+
+:func:`build_index` is the single entry point (the CLI's ``index`` command calls it);
+:func:`find_duplicates` / :func:`drop_duplicates` detect and remove exact duplicates.
+Face sets (``fer2013-csv``, ``fer2013``, ``affectnet``, ``ckplus``) get the canonical
+AffectNet class names (:data:`CANONICAL_CLASS_MAP`) unless the user's map says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kerascv_emotion.data.folders import index_from_folders
+from kerascv_emotion.data.index import DatasetIndex
+from kerascv_emotion.data.readers.affectnet import read_affectnet
+from kerascv_emotion.data.readers.ckplus import read_ckplus, subject_id
+from kerascv_emotion.data.readers.common import CANONICAL_CLASS_MAP, CANONICAL_CLASSES
+from kerascv_emotion.data.readers.covid import read_covid
+from kerascv_emotion.data.readers.duplicates import (
+    POLICY,
+    drop_duplicates,
+    duplicate_summary,
+    find_duplicates,
+)
+from kerascv_emotion.data.readers.fer2013 import read_fer2013_csv, read_fer2013_folders
+from kerascv_emotion.errors import ConfigError, DataError
+
+__all__ = [
+    "CANONICAL_CLASSES", "CANONICAL_CLASS_MAP", "POLICY", "available_formats", "build_index",
+    "default_images_dir", "drop_duplicates", "duplicate_summary", "find_duplicates",
+    "read_affectnet", "read_ckplus", "read_covid", "read_fer2013_csv", "read_fer2013_folders",
+    "subject_id",
+]
+
+_READERS: dict[str, Callable[..., DatasetIndex]] = {
+    "folders": index_from_folders,
+    "fer2013-csv": read_fer2013_csv,
+    "fer2013": read_fer2013_folders,
+    "affectnet": read_affectnet,
+    "covid": read_covid,
+    "ckplus": read_ckplus,
+}
+TASKS = ("classification", "regression")
+
+
+def available_formats() -> list[str]:
+    """The ``fmt`` values :func:`build_index` accepts."""
+    return list(_READERS)
+
+
+def default_images_dir(index_csv: str | os.PathLike) -> Path:
+    """Where ``fer2013-csv`` writes its PNGs by default: ``NAME_images/`` beside ``NAME.csv``."""
+    index_csv = Path(index_csv)
+    return index_csv.with_name(f"{index_csv.stem}_images")
+
+
+def build_index(
+    fmt: str,
+    source: str | Path,
+    *,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    class_map: Mapping[str, str] | None = None,
+    classes: Sequence[str] | None = None,
+    images_dir: str | Path | None = None,
+    task: str = "classification",
+) -> DatasetIndex:
+    """Index ``source`` (a folder, or the CSV file for ``fer2013-csv``) read as ``fmt``.
+
+    Splits the source does not give are carved from train by ``val_fraction`` and
+    ``test_fraction`` (seeded by ``seed``; CK+ by subject). ``class_map`` renames classes
+    (after the canonical face names for face sets); ``classes`` keeps only those final names,
+    in that order (default: all, sorted). ``images_dir`` is required for ``fer2013-csv``
+    (see :func:`default_images_dir`). ``task="regression"`` (valence/arousal) needs
+    ``affectnet``. The reader and these options are recorded in ``index.meta["reader"]``.
+    """
+    if fmt not in _READERS:
+        raise ConfigError(f"unknown dataset format {fmt!r}; use one of {available_formats()}")
+    if task not in TASKS:
+        raise ConfigError(f"task={task!r}: use one of {list(TASKS)}")
+    if task == "regression" and fmt != "affectnet":
+        raise ConfigError(f"format {fmt!r} has no valence/arousal; task 'regression' needs format 'affectnet'")
+    source = Path(source)
+    if not source.exists():
+        raise DataError(f"dataset source {source} does not exist")
+    options: dict[str, Any] = {
+        "val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed,
+        "class_map": dict(class_map) if class_map else None,
+        "classes": list(classes) if classes is not None else None,
+    }
+    if fmt == "fer2013-csv":
+        if images_dir is None:
+            raise ConfigError("format 'fer2013-csv' needs images_dir, the folder to write its 48x48 PNGs to")
+        options["images_dir"] = Path(images_dir)
+    elif images_dir is not None:
+        raise ConfigError(f"images_dir is only used by format 'fer2013-csv', not {fmt!r}; leave it out")
+    if fmt == "affectnet":
+        options["task"] = task
+    index = _READERS[fmt](source, **options)
+    index.meta["reader"] = {
+        "format": fmt, "source": str(source.resolve()), "task": task,
+        **{k: (str(Path(v).resolve()) if k == "images_dir" else v) for k, v in options.items()},
+    }
+    return index

@@ -1,0 +1,202 @@
+"""Shared pieces of the dataset readers: class-name mapping, CSV rows with line numbers,
+and the step that turns reader entries into a :class:`DatasetIndex` (map, select, split)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kerascv_emotion.data.folders import index_from_folders, natural_key
+from kerascv_emotion.data.index import DatasetIndex, IndexRecord, assign_splits
+from kerascv_emotion.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+#: The eight AffectNet expression names every face set is mapped to.
+CANONICAL_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+#: Lower-case class names used by face sets (FER2013, CK+, AffectNet, RAF-DB, JAFFE, KDEF
+#: spellings) -> the AffectNet names in :data:`CANONICAL_CLASSES`.
+CANONICAL_CLASS_MAP: dict[str, str] = {
+    **{name: name for name in CANONICAL_CLASSES},
+    "angry": "anger", "anger": "anger",
+    "contemptuous": "contempt",
+    "disgusted": "disgust",
+    "fearful": "fear", "afraid": "fear", "scared": "fear",
+    "happiness": "happy", "joy": "happy",
+    "neutrality": "neutral", "calm": "neutral",
+    "sadness": "sad",
+    "surprised": "surprise",
+}
+
+
+@dataclass
+class Entry:
+    """One image found by a reader, before class mapping and split carving.
+
+    ``split`` is ``None`` when the source does not say; ``label`` is the source's own
+    class name; ``face_box`` is ``(x, y, w, h)`` in pixels of the original image.
+    """
+
+    path: str
+    label: str
+    split: str | None = None
+    valence: float | None = None
+    arousal: float | None = None
+    face_box: tuple[int, int, int, int] | None = None
+    group: str | None = None
+
+
+def resolve_class_map(
+    names: Sequence[str], class_map: Mapping[str, str] | None, canonical: bool
+) -> dict[str, str]:
+    """``{source name: final name}`` for every name in ``names``.
+
+    The user's ``class_map`` wins; otherwise, when ``canonical``, a name is looked up
+    (lower-cased) in :data:`CANONICAL_CLASS_MAP`; a user entry may also be keyed by the
+    canonical name (``{"anger": "negative"}`` maps FER2013's ``angry``).
+    """
+    user = dict(class_map or {})
+    for key, value in user.items():
+        if not isinstance(key, str) or not isinstance(value, str) or not value:
+            raise ConfigError(f"class_map entry {key!r}: {value!r} must map a class name to a non-empty name")
+    resolved: dict[str, str] = {}
+    used: set[str] = set()
+    for name in names:
+        if name in user:
+            resolved[name] = user[name]
+            used.add(name)
+            continue
+        mapped = CANONICAL_CLASS_MAP.get(name.lower(), name) if canonical else name
+        if mapped in user:
+            used.add(mapped)
+        resolved[name] = user.get(mapped, mapped)
+    unused = sorted(set(user) - used)
+    if unused:
+        log.warning("class_map keys %s match no class of this dataset (its classes: %s)", unused, sorted(names))
+    return resolved
+
+
+def _select_names(present: Sequence[str], classes: Sequence[str] | None, source: Path) -> list[str]:
+    """The final ordered class names: ``classes`` if given (all must be present), else sorted."""
+    if classes is None:
+        return sorted(set(present), key=natural_key)
+    if not classes or len(set(classes)) != len(classes):
+        raise ConfigError(f"classes={list(classes)} must be a non-empty list without repeats")
+    missing = [c for c in classes if c not in set(present)]
+    if missing:
+        raise DataError(
+            f"classes {missing} requested, but {source} has only {sorted(set(present))} "
+            "(after class mapping); fix the classes or the class map"
+        )
+    return list(classes)
+
+
+def make_index(
+    root: Path,
+    entries: list[Entry],
+    *,
+    source: Path,
+    class_map: Mapping[str, str] | None,
+    classes: Sequence[str] | None,
+    canonical: bool,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    by_group: bool = False,
+    meta: dict[str, Any] | None = None,
+) -> DatasetIndex:
+    """Map and select classes, carve missing splits, and build the index.
+
+    If no entry has a split, all are split by ``val_fraction``/``test_fraction``; else
+    ``train`` must exist and a missing ``val``/``test`` is carved from ``train`` (0 skips).
+    Carving is stratified by class, or by ``group`` (whole groups) when ``by_group``.
+    """
+    if not entries:
+        raise DataError(f"no images found in {source}")
+    mapping = resolve_class_map(sorted({e.label for e in entries}), class_map, canonical)
+    for e in entries:
+        e.label = mapping[e.label]
+    names = _select_names([e.label for e in entries], classes, source)
+    keep = set(names)
+    entries = [e for e in entries if e.label in keep]
+
+    present = {e.split for e in entries} - {None}
+    if present and "train" not in present:
+        raise DataError(f"{source} has splits {sorted(present)} but no train split")
+    val_f = val_fraction if "val" not in present else 0.0
+    test_f = test_fraction if "test" not in present else 0.0
+    pool = [e for e in entries if e.split in (None, "train")]
+    carved = assign_splits(
+        [e.label for e in pool], val_f, test_f, seed,
+        groups=[str(e.group) for e in pool] if by_group else None,
+    )
+    for e, split in zip(pool, carved, strict=True):
+        e.split = split
+
+    records = [
+        IndexRecord(path=e.path, split=e.split or "train", label=e.label, valence=e.valence,
+                    arousal=e.arousal, face_box=e.face_box, group=e.group)
+        for e in entries
+    ]
+    index_meta = dict(meta or {})
+    index_meta["class_map"] = {k: v for k, v in mapping.items() if k != v}
+    return DatasetIndex(root.resolve(), names, records, index_meta)
+
+
+def folder_entries(root: Path) -> tuple[list[Entry], dict[str, Any]]:
+    """Entries of a class-folder layout (``ROOT/<split>/<class>/*`` or ``ROOT/<class>/*``,
+    scanned by :func:`index_from_folders`) and that reader's meta (layout, skipped files).
+
+    Splits are kept as the folders give them; in a flat layout they are ``None``.
+    """
+    found = index_from_folders(require_dir(root, "dataset root"), val_fraction=0.0, test_fraction=0.0)
+    flat = found.meta["layout"] == "class"
+    entries = [Entry(path=r.path, label=r.label, split=None if flat else r.split) for r in found.records]
+    return entries, {"layout": found.meta["layout"], "skipped": found.meta["skipped"]}
+
+
+def require_file(path: Path, what: str) -> Path:
+    """``path`` if it is a file, else a :class:`DataError` naming ``what`` it should be."""
+    if not path.is_file():
+        raise DataError(f"{what} {path} does not exist or is not a file")
+    return path
+
+
+def require_dir(path: Path, what: str) -> Path:
+    """``path`` if it is a folder, else a :class:`DataError` naming ``what`` it should be."""
+    if not path.is_dir():
+        raise DataError(f"{what} {path} does not exist or is not a folder")
+    return path
+
+
+def csv_rows(path: str | os.PathLike, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield ``(line number, row)`` of a CSV with a header (BOM and header spaces tolerated).
+
+    Raises :class:`DataError` naming the file and the missing column(s) when the header
+    lacks any of ``required``, and naming the line when a row has too few or many cells.
+    """
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise DataError(f"{path} is empty; expected a header with columns {list(required)}") from None
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {missing} (the header has {header})")
+        for cells in reader:
+            if not cells or all(not c.strip() for c in cells):
+                continue
+            if len(cells) != len(header):
+                raise DataError(
+                    f"{path}, line {reader.line_num}: {len(cells)} cells, but the header has {len(header)}"
+                )
+            yield reader.line_num, dict(zip(header, cells, strict=True))
+
