@@ -48,8 +48,9 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     ``index_path`` defaults to the index the run was trained on. ``bootstrap`` is the
     number of bootstrap resamples for confidence intervals (0 to skip).
     """
+    from kerascv_emotion.data.cache import load_split
     from kerascv_emotion.data.index import read_index
-    from kerascv_emotion.data.loader import ImageBatches, load_split
+    from kerascv_emotion.data.loader import ImageBatches
     from kerascv_emotion.metrics import (
         bootstrap_intervals,
         classification_metrics,

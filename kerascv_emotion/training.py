@@ -151,8 +151,9 @@ class _Data:
 
 def _load_data(settings: TrainSettings, num_outputs_hint: int | None = None) -> _Data:
     """Cache and stream the train and val splits of ``settings.index``."""
+    from kerascv_emotion.data.cache import load_split
     from kerascv_emotion.data.index import read_index
-    from kerascv_emotion.data.loader import ImageBatches, class_weights, load_split
+    from kerascv_emotion.data.loader import ImageBatches, class_weights
 
     index = read_index(settings.index)
     for split in ("train", "val"):
@@ -190,8 +191,31 @@ def _monitor(settings: TrainSettings) -> tuple[str, str]:
     return settings.monitor, "min" if ("loss" in lower or "rmse" in lower or "mae" in lower) else "max"
 
 
+def _epoch_logger(phase: str, monitor: str, verbose: int) -> Any:
+    """One short line per epoch (Keras's own progress bar would print every per-class value)."""
+    import time
+
+    import keras
+
+    class EpochLog(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if not verbose:
+                return
+            logs = logs or {}
+            shown = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy", monitor) if k in logs]
+            values = " - ".join(f"{k}: {float(logs[k]):.4f}" for k in dict.fromkeys(shown))
+            total = self.params.get("epochs", "?")
+            print(f"Epoch {epoch + 1}/{total} [{phase}] {time.perf_counter() - self._start:.1f}s - {values}",
+                  flush=True)
+
+    return EpochLog()
+
+
 def _callbacks(settings: TrainSettings, data: _Data, work: Path, phase: str,
-               best_so_far: float | None) -> tuple[list[Any], Any]:
+               best_so_far: float | None, verbose: int) -> tuple[list[Any], Any]:
     """Keras's own callbacks behind PerClassMetrics; returns them and the ModelCheckpoint.
 
     PerClassMetrics comes first so that every later callback sees its ``val_*`` values.
@@ -212,7 +236,8 @@ def _callbacks(settings: TrainSettings, data: _Data, work: Path, phase: str,
         keras.callbacks.TerminateOnNaN(),
         checkpoint,
         keras.callbacks.CSVLogger(str(work / f"history-{phase}.csv"), append=True),
-        keras.callbacks.BackupAndRestore(str(work / f"backup-{phase}")),
+        keras.callbacks.BackupAndRestore(str(work / f"backup-{phase}"), double_checkpoint=True),
+        _epoch_logger(phase, monitor, verbose),
     ]
     if settings.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=settings.patience))
@@ -269,6 +294,83 @@ def _finalise_logs(run_dir: Path, work: Path, phases: Sequence[str]) -> None:
             handle.write(json.dumps(records[epoch], allow_nan=False, default=str) + "\n")
 
 
+def _h5_readable(path: Path) -> bool:
+    """Whether an HDF5 weights file opens and every dataset in it reads back."""
+    import h5py
+
+    def visit(_name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset):
+            obj[()]
+
+    try:
+        with h5py.File(path, "r") as handle:
+            handle.visititems(visit)
+    except Exception:  # noqa: BLE001 - any failure means "unusable"
+        return False
+    return True
+
+
+def _json_readable(path: Path) -> bool:
+    try:
+        read_json(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _repair_backup(backup: Path) -> None:
+    """Make a backup left by a killed run loadable: fall back to the previous copy
+    (``double_checkpoint``) when the latest was cut mid-write, or drop it entirely."""
+    weights, meta = backup / "latest.weights.h5", backup / "training_metadata.json"
+    if not weights.exists() and not meta.exists():
+        return
+    if weights.exists() and _h5_readable(weights) and _json_readable(meta):
+        return
+    prev_weights, prev_meta = Path(f"{weights}.bkp"), Path(f"{meta}.bkp")
+    if prev_weights.exists() and _h5_readable(prev_weights) and _json_readable(prev_meta):
+        log.warning("backup %s was cut mid-write; resuming from the previous epoch's copy", weights)
+        shutil.copyfile(prev_weights, weights)
+        shutil.copyfile(prev_meta, meta)
+        return
+    log.warning("backup in %s is unreadable; this phase starts again", backup)
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def _keras_file_readable(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _resume_threshold(work: Path, phase: str, settings: TrainSettings, best_so_far: float | None) -> float | None:
+    """On a resumed phase, the best monitored value its surviving checkpoint holds, so the
+    restarted ModelCheckpoint does not replace it with a worse epoch."""
+    checkpoint = work / f"best-{phase}.keras"
+    if not checkpoint.exists():
+        return best_so_far
+    if not _keras_file_readable(checkpoint):
+        checkpoint.unlink()
+        return best_so_far
+    monitor, mode = _monitor(settings)
+    values = []
+    for row in _read_csv_rows(work / f"history-{phase}.csv"):  # rows are logged after the checkpoint
+        try:
+            values.append(float(row.get(monitor, "nan")))
+        except ValueError:
+            continue
+    values = [v for v in values if np.isfinite(v)]
+    if not values:
+        return best_so_far
+    best = max(values) if mode == "max" else min(values)
+    if best_so_far is None:
+        return best
+    return max(best, best_so_far) if mode == "max" else min(best, best_so_far)
+
+
 @dataclass
 class _PhaseResult:
     checkpoint: Path | None  # best model of this phase, None if it never beat the previous best
@@ -282,9 +384,11 @@ def _fit_phase(model: Any, settings: TrainSettings, data: _Data, work: Path, pha
     if done.is_file():
         state = read_json(done)
         return _PhaseResult(Path(state["checkpoint"]) if state["checkpoint"] else None, state["best"])
-    callbacks, checkpoint = _callbacks(settings, data, work, phase, best_so_far)
+    _repair_backup(work / f"backup-{phase}")
+    best_so_far = _resume_threshold(work, phase, settings, best_so_far)
+    callbacks, checkpoint = _callbacks(settings, data, work, phase, best_so_far, verbose)
     model.fit(data.train, epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
-              callbacks=callbacks, verbose=verbose)
+              callbacks=callbacks, verbose=0)
     path = Path(checkpoint.filepath)
     raw = checkpoint.best
     best = float(raw) if raw is not None and np.isfinite(raw) else best_so_far

@@ -1,0 +1,48 @@
+"""AlexNet-style CNN of Hewitt & Gunes (2018), "CNN-based facial affect analysis on mobile devices"."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from kerascv_emotion.models.blocks import (
+    HEAD_START,
+    check_rate,
+    conv_bn_relu,
+    dense_bn_relu_dropout,
+    image_input,
+    output_layer,
+    pool_dropout,
+)
+from kerascv_emotion.models.registry import register_model
+
+# (filters, kernel size) of the five conv blocks.
+ALEXNET_CONVS = ((16, 9), (32, 7), (64, 5), (128, 3), (128, 3))
+
+
+@register_model("alexnet")
+def alexnet(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    head: str,
+    dropout: float = 0.5,
+    pool_dropout_rate: float = 0.2,
+) -> keras.Model:
+    """Five conv blocks (9x9x16, 7x7x32, 5x5x64, 3x3x128, 3x3x128), each ``block<N>_conv``
+    (Conv2D same/no bias -> BN -> ReLU) followed by a 2x2 max-pool and
+    GaussianDropout(``pool_dropout_rate``); Flatten (:data:`HEAD_START`); two dense blocks of
+    1024 (Dense no bias -> BN -> ReLU -> Dropout(``dropout``)); the output layer.
+
+    3,464,952 parameters at 128x128x3 with 8 classes. Call through ``build_model``.
+    """
+    dropout = check_rate("dropout", dropout)
+    pool_rate = check_rate("pool_dropout_rate", pool_dropout_rate)
+    inputs = image_input(input_shape)
+    x = inputs
+    for index, (filters, kernel) in enumerate(ALEXNET_CONVS, start=1):
+        x = conv_bn_relu(x, filters, kernel, name=f"block{index}_conv")
+        x = pool_dropout(x, f"block{index}", pool_rate)
+    x = layers.Flatten(name=HEAD_START)(x)
+    x = dense_bn_relu_dropout(x, 1024, "fc1", dropout)
+    x = dense_bn_relu_dropout(x, 1024, "fc2", dropout)
+    return keras.Model(inputs, output_layer(x, num_classes, head), name="alexnet")

@@ -1,0 +1,508 @@
+"""Reporting: figures, Markdown, report.html and comparison.html from fake run directories.
+
+The run directories are built here in the formats of docs/architecture.md, with metrics
+computed by scikit-learn from seeded random predictions (no training, no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import csv
+import io
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn import metrics as skm
+
+import kerascv_emotion.reporting
+from kerascv_emotion.errors import ConfigError, DataError
+from kerascv_emotion.reporting import (
+    confusion_matrix_figure,
+    read_evaluation,
+    read_run,
+    roc_figure,
+    training_curves_figure,
+    write_comparison,
+    write_run_report,
+)
+from kerascv_emotion.reporting.tables import summary_rows
+
+CLASSES = ["anger", "contempt", "disgust", "fear & <surprise>", "happy", "neutral", "sad",
+           "very long class name"]
+ABSENT = 1  # "contempt" never occurs in y_true: its AUC is undefined (null + note)
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def fmt3(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def nullable(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray, names: list[str],
+                           bootstrap: bool) -> dict[str, Any]:
+    """The metrics JSON of docs/architecture.md, computed with scikit-learn."""
+    k = len(names)
+    labels = list(range(k))
+    y_pred = y_prob.argmax(axis=1)
+    cm = skm.confusion_matrix(y_true, y_pred, labels=labels)
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    per_class, notes = {}, []
+    for i, name in enumerate(names):
+        positives = y_true == i
+        tn = cm.sum() - cm[i].sum() - cm[:, i].sum() + cm[i, i]
+        specificity = tn / (tn + cm[:, i].sum() - cm[i, i])
+        if positives.any():
+            auc = skm.roc_auc_score(positives, y_prob[:, i])
+            ap = skm.average_precision_score(positives, y_prob[:, i])
+        else:
+            auc = ap = None
+            notes.append(f"roc_auc for '{name}' undefined: class absent from y_true")
+        per_class[name] = {"precision": float(precision[i]), "recall": float(recall[i]) if positives.any() else None,
+                           "f1": float(f1[i]) if positives.any() else None, "specificity": float(specificity),
+                           "support": int(support[i]), "roc_auc": auc, "average_precision": ap}
+
+    def average(key: str, weights: np.ndarray | None) -> float | None:
+        values = np.array([np.nan if per_class[n][key] is None else per_class[n][key] for n in names])
+        ok = np.isfinite(values)
+        return nullable(float(np.average(values[ok], weights=None if weights is None else weights[ok])))
+
+    keys = ("precision", "recall", "f1", "specificity", "roc_auc", "average_precision")
+    onehot = np.eye(k)[y_true]
+    out = {
+        "task": "classification", "split": "test", "n": len(y_true), "class_names": names,
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
+        "cohen_kappa": skm.cohen_kappa_score(y_true, y_pred),
+        "log_loss": skm.log_loss(y_true, y_prob, labels=labels),
+        "per_class": per_class,
+        "macro_avg": {key: average(key, None) for key in keys},
+        "weighted_avg": {key: average(key, support.astype(float)) for key in keys},
+        "roc_auc_micro": skm.roc_auc_score(onehot.ravel(), y_prob.ravel()),
+        "roc_auc_macro": average("roc_auc", None),
+        "confusion_matrix": cm.tolist(), "notes": notes,
+        "inference": {"ms_per_image": 0.5 + y_prob[0, 0], "batch_size": 32, "device": "CPU"},
+    }
+    if bootstrap:
+        def interval(value: float) -> dict[str, float]:
+            return {"estimate": value, "low": max(0.0, value - 0.05), "high": min(1.0, value + 0.04)}
+
+        out["bootstrap"] = {
+            "accuracy": interval(out["accuracy"]), "macro_f1": interval(out["macro_avg"]["f1"]),
+            "recall": {n: interval(per_class[n]["recall"]) for n in names if per_class[n]["recall"] is not None},
+            "roc_auc": {n: interval(per_class[n]["roc_auc"]) for n in names if per_class[n]["roc_auc"] is not None},
+            "n_resamples": 1000, "confidence": 0.95, "seed": 0,
+        }
+    return out
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    per_dim = {}
+    for d, name in enumerate(("valence", "arousal")):
+        t, p = y_true[:, d], y_pred[:, d]
+        corr = float(np.corrcoef(t, p)[0, 1])
+        ccc = 2 * np.cov(t, p, bias=True)[0, 1] / (t.var() + p.var() + (t.mean() - p.mean()) ** 2)
+        per_dim[name] = {"rmse": float(np.sqrt(np.mean((t - p) ** 2))), "corr": corr,
+                         "sagr": float(np.mean(np.sign(t) == np.sign(p))), "ccc": float(ccc)}
+    mean = {key: float(np.mean([per_dim[n][key] for n in per_dim])) for key in ("rmse", "corr", "sagr", "ccc")}
+    return {"task": "regression", "split": "test", "n": len(y_true), "names": ["valence", "arousal"],
+            "per_dim": per_dim, "mean": mean,
+            "inference": {"ms_per_image": 0.8, "batch_size": 32, "device": "CPU"}}
+
+
+def dump(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, allow_nan=False))
+
+
+def write_history(run: Path, columns: dict[str, list[float]], phases: list[str]) -> None:
+    with open(run / "history.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["epoch", "phase", *columns])
+        for epoch, phase in enumerate(phases):
+            writer.writerow([epoch, phase, *("NA" if math.isnan(v[epoch]) else v[epoch] for v in columns.values())])
+
+
+def make_run(root: Path, name: str, arch: str = "vgg", quality: float = 2.0, seed: int = 0,
+             tuned: bool = False, evaluated: bool = True, bootstrap: bool = True, n: int = 160) -> Path:
+    """A finished classification run directory (optionally tuned: phases head + finetune)."""
+    rng = np.random.default_rng(seed)
+    run = root / name
+    run.mkdir(parents=True)
+    phases = ["head"] * 3 + ["finetune"] * 4 if tuned else ["train"] * 6
+    epochs = len(phases)
+    dump(run / "config.json", {
+        "arch": arch, "task": "classification", "index": "data/faces.csv", "image_size": 32, "channels": 3,
+        "epochs": epochs, "batch_size": 16, "augment": "paper_face", "seed": seed, "learning_rate": 0.001,
+        "monitor": None, "class_names": CLASSES, "params": 1_234_567 + seed,
+        "phases": [{"name": p, "first_epoch": phases.index(p)} for p in dict.fromkeys(phases)],
+        "versions": {"keras": "3.15.0", "tensorflow": "2.21.0"}})
+    dump(run / "class_names.json", CLASSES)
+    (run / "model.keras").write_bytes(b"k" * (2_000_000 + 1000 * seed))
+    t = np.arange(epochs)
+    macro_f1 = 0.3 + 0.5 * (1 - np.exp(-t / 2)) + rng.normal(0, 0.02, epochs)
+    columns = {"loss": list(2.0 * np.exp(-t / 3) + 0.2), "accuracy": list(0.3 + 0.1 * t),
+               "val_loss": list(2.1 * np.exp(-t / 4) + 0.3), "val_accuracy": list(0.25 + 0.08 * t),
+               "val_macro_f1": list(macro_f1)}
+    columns["val_accuracy"][0] = math.nan  # written as "NA", as Keras's CSVLogger does
+    write_history(run, columns, phases)
+    with open(run / "metrics_log.jsonl", "w") as handle:
+        for epoch in range(epochs):
+            per_class = {c: {"f1": None if i == ABSENT else float(np.clip(macro_f1[epoch] + 0.05 * (i - 4), 0, 1))}
+                         for i, c in enumerate(CLASSES)}
+            handle.write(json.dumps({"epoch": epoch, "phase": phases[epoch], "per_class": per_class,
+                                     "macro_avg": {"f1": float(macro_f1[epoch])}}) + "\n")
+    if evaluated:
+        present = [i for i in range(len(CLASSES)) if i != ABSENT]
+        y_true = rng.choice(present, size=n)
+        logits = quality * np.eye(len(CLASSES))[y_true] + rng.normal(0, 1.0, (n, len(CLASSES)))
+        y_prob = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        folder = run / "eval" / "test"
+        folder.mkdir(parents=True)
+        np.savez_compressed(folder / "predictions.npz", y_true=y_true, y_prob=y_prob,
+                            paths=np.array([f"img{i}.png" for i in range(n)]), class_names=np.array(CLASSES))
+        with warnings.catch_warnings():  # scikit-learn warns about the absent class, on purpose
+            warnings.simplefilter("ignore", UserWarning)
+            metrics = classification_metrics(y_true, y_prob, CLASSES, bootstrap)
+        dump(folder / "metrics.json", metrics)
+    return run
+
+
+def make_regression_run(root: Path, name: str, seed: int = 0, n: int = 150) -> Path:
+    rng = np.random.default_rng(seed)
+    run = root / name
+    run.mkdir(parents=True)
+    dump(run / "config.json", {"arch": "mobilenet", "task": "regression", "index": "data/va.csv", "image_size": 32,
+                               "channels": 3, "epochs": 4, "seed": seed, "params": 98_765,
+                               "versions": {"keras": "3.15.0"}})
+    dump(run / "class_names.json", ["valence", "arousal"])
+    (run / "model.keras").write_bytes(b"k" * 500_000)
+    t = np.arange(4)
+    write_history(run, {"loss": list(0.5 - 0.1 * t), "val_loss": list(0.55 - 0.08 * t),
+                        "val_ccc_mean": list(0.2 + 0.1 * t), "val_rmse_mean": list(0.5 - 0.05 * t)}, ["train"] * 4)
+    with open(run / "metrics_log.jsonl", "w") as handle:
+        for epoch in range(4):
+            handle.write(json.dumps({"epoch": epoch, "per_dim": {"valence": {"ccc": 0.2 + 0.1 * epoch},
+                                                                 "arousal": {"ccc": 0.1 + 0.1 * epoch}},
+                                     "mean": {"ccc": 0.15 + 0.1 * epoch}}) + "\n")
+    y_true = rng.uniform(-1, 1, (n, 2))
+    y_pred = np.clip(0.6 * y_true + rng.normal(0, 0.25, (n, 2)), -1, 1)
+    folder = run / "eval" / "test"
+    folder.mkdir(parents=True)
+    np.savez_compressed(folder / "predictions.npz", y_true=y_true, y_pred=y_pred,
+                        paths=np.array([f"img{i}.png" for i in range(n)]), class_names=np.array(CLASSES))
+    dump(folder / "metrics.json", regression_metrics(y_true, y_pred))
+    return run
+
+
+def embedded_images(html_text: str) -> list[Image.Image]:
+    """Every ``data:image/png;base64`` image of a page, decoded and loaded by Pillow."""
+    images = []
+    for data in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html_text):
+        image = Image.open(io.BytesIO(base64.b64decode(data)))
+        image.load()
+        images.append(image)
+    return images
+
+
+def markdown_rows(text: str) -> dict[str, list[str]]:
+    """First Markdown table of ``text``: row label -> cells (Markdown escapes undone)."""
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| ") and not line.startswith("| class"):
+            cells = [re.sub(r"\\(.)", r"\1", c.strip()) for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+            rows.setdefault(cells[0], cells[1:])
+        elif rows and not line.startswith("|"):
+            break
+    return rows
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    return {
+        "vgg": make_run(root, "vgg", "vgg", quality=2.5, seed=1),
+        "alexnet": make_run(root, "alexnet", "alexnet", quality=1.5, seed=2, tuned=True, bootstrap=False),
+        "fresh": make_run(root, "fresh", "mobilenet", seed=3, evaluated=False),
+        "va": make_regression_run(root, "va", seed=4),
+    }
+
+
+@pytest.fixture(scope="module")
+def vgg_report(runs: dict[str, Path]) -> Path:
+    return write_run_report(runs["vgg"])
+
+
+@pytest.fixture(scope="module")
+def comparison(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_comparison([runs["vgg"], runs["alexnet"]], tmp_path_factory.mktemp("cmp") / "out",
+                            names=["VGG", "AlexNet"])
+
+
+def load_metrics(run: Path) -> dict[str, Any]:
+    return json.loads((run / "eval" / "test" / "metrics.json").read_text())
+
+
+def test_confusion_matrix_figure_draws_the_json_numbers(runs: dict[str, Path]) -> None:
+    metrics = load_metrics(runs["vgg"])
+    cm = np.array(metrics["confusion_matrix"])
+    fig = confusion_matrix_figure(cm.tolist(), CLASSES)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == [str(v) for v in cm.ravel()]
+    assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
+    assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
+    assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
+    normalised = confusion_matrix_figure(cm.tolist(), CLASSES, normalize=True).axes[0]
+    texts = np.array([t.get_text() for t in normalised.texts]).reshape(cm.shape)
+    assert list(texts[ABSENT]) == ["n/a"] * len(CLASSES)  # no true images of the class
+    rows = [i for i in range(len(CLASSES)) if i != ABSENT]
+    assert [float(v) for v in texts[rows].ravel()] == pytest.approx(
+        (cm[rows] / cm[rows].sum(axis=1, keepdims=True)).ravel(), abs=0.005)
+
+
+def test_roc_figure_legend_has_every_auc(runs: dict[str, Path]) -> None:
+    metrics = load_metrics(runs["vgg"])
+    with np.load(runs["vgg"] / "eval" / "test" / "predictions.npz") as data:
+        fig = roc_figure(data["y_true"], data["y_prob"], metrics)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    for name in CLASSES:
+        auc = metrics["per_class"][name]["roc_auc"]
+        assert any(line.startswith(name) and fmt3(auc) in line for line in legend), name
+    assert f"micro-average (AUC {fmt3(metrics['roc_auc_micro'])})" in legend
+    assert f"macro-average (AUC {fmt3(metrics['roc_auc_macro'])})" in legend
+    assert "chance (AUC 0.5)" in legend
+
+
+def test_run_report_tables_hold_the_json_numbers(runs: dict[str, Path], vgg_report: Path) -> None:
+    metrics = load_metrics(runs["vgg"])
+    boot = metrics["bootstrap"]
+    assert vgg_report == runs["vgg"] / "report" / "report.html"
+    markdown = (vgg_report.parent / "classification_report.md").read_text()
+    assert "| fear & \\<surprise\\> |" in markdown  # Markdown would take <surprise> for an HTML tag
+    rows = markdown_rows(markdown)
+    for name in CLASSES:
+        stats = metrics["per_class"][name]
+        cells = rows[name]
+        assert cells[0] == fmt3(stats["precision"])
+        assert cells[2] == fmt3(stats["f1"])
+        assert cells[3] == fmt3(stats["specificity"])
+        assert cells[5] == str(stats["support"])
+        if name in boot["recall"]:
+            low, high = boot["recall"][name]["low"], boot["recall"][name]["high"]
+            assert cells[1] == f"{fmt3(stats['recall'])} [{fmt3(low)}, {fmt3(high)}]"
+            assert cells[4].startswith(fmt3(stats["roc_auc"]) + " [")
+    assert rows["contempt"][4] == "n/a" and rows["contempt"][1] == "n/a"
+    accuracy = boot["accuracy"]
+    assert rows["accuracy"][2] == f"{fmt3(metrics['accuracy'])} [{fmt3(accuracy['low'])}, {fmt3(accuracy['high'])}]"
+    assert rows["macro avg"][2].startswith(fmt3(metrics["macro_avg"]["f1"]) + " [")
+    assert rows["weighted avg"][1] == fmt3(metrics["weighted_avg"]["recall"])
+    page = vgg_report.read_text()
+    for cells in rows.values():  # the HTML table shows the same cells
+        assert "".join(f"<td>{c}</td>" for c in cells) in page
+    assert "roc_auc for &#x27;contempt&#x27; undefined: class absent from y_true" in page
+
+
+def test_run_report_html_is_self_contained_and_complete(runs: dict[str, Path], vgg_report: Path) -> None:
+    metrics = load_metrics(runs["vgg"])
+    page = vgg_report.read_text()
+    for name in CLASSES:
+        assert name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in page
+        auc = metrics["per_class"][name]["roc_auc"]
+        assert fmt3(auc) in page
+    assert "<surprise>" not in page  # escaped everywhere
+    assert fmt3(metrics["roc_auc_micro"]) in page and fmt3(metrics["roc_auc_macro"]) in page
+    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing to fetch: images are data URIs
+    images = embedded_images(page)
+    assert len(images) == 7  # confusion x2, ROC, PR, bars, training curves, per-class F1
+    assert all(image.width >= 400 and image.height >= 300 for image in images)
+    assert all(len(np.unique(np.asarray(image.convert("L")))) > 10 for image in images)  # not blank
+    # settings: main keys first, then the rest, library versions shown
+    order = [page.index(f">{key}</td>") for key in ("arch", "image_size", "epochs", "augment", "seed", "versions",
+                                                    "learning_rate")]
+    assert order == sorted(order)
+    assert "keras: 3.15.0" in page
+    assert "1,234,568" in page and "2.00 MB" in page and "ms/image (batch 32, CPU)" in page
+    for stem in ("training_curves", "per_class_f1", "roc", "precision_recall", "confusion_matrix",
+                 "confusion_matrix_normalized", "classification_report", "per_class_bars"):
+        assert (vgg_report.parent / f"{stem}.png").stat().st_size > 5000
+
+
+def test_training_curves_mark_phases_and_best_epoch(runs: dict[str, Path]) -> None:
+    run = read_run(runs["alexnet"])
+    best = run.best_epoch()
+    f1 = run.history.columns["val_macro_f1"]
+    assert best == int(np.nanargmax(f1))
+    fig = training_curves_figure(run.history, "val_macro_f1", best)
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "phase head (epochs 0-2)" in labels and "phase finetune (epochs 3-6)" in labels
+        assert f"best epoch {best} (val_macro_f1 {f1[best]:.3f})" in labels
+        assert ax.get_xlabel() == "epoch (0-based)" and ax.get_title()
+    assert "validation macro_f1 (monitored)" in [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    plain = training_curves_figure(read_run(runs["vgg"]).history, "val_macro_f1", 3)
+    assert not any(t.get_text().startswith("phase") for t in plain.axes[0].get_legend().get_texts())
+
+
+def test_report_without_evaluation_or_log_has_curves_and_notes(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "fresh", evaluated=False)
+    (run / "metrics_log.jsonl").unlink()
+    page = write_run_report(run, out_dir=tmp_path / "rep", formats=("png", "svg")).read_text()
+    assert f"No evaluation on split &#x27;test&#x27; yet: run `kerascv-emotion evaluate {run} --split test`" in page
+    assert "metrics_log.jsonl not found" in page
+    assert len(embedded_images(page)) == 1  # the training curves
+    assert (tmp_path / "rep" / "training_curves.svg").read_text().lstrip().startswith("<?xml")
+    assert (tmp_path / "rep" / "training_curves.png").is_file()
+    assert not (tmp_path / "rep" / "confusion_matrix.png").exists()
+    with pytest.raises(ConfigError, match="jpeg"):
+        write_run_report(run, out_dir=tmp_path / "bad", formats=("jpeg",))
+
+
+def test_binary_sigmoid_predictions_and_extra_metrics(tmp_path: Path) -> None:
+    folder = tmp_path / "eval" / "test"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 2, 40)
+    positive = np.clip(0.3 * y_true + rng.uniform(0, 0.7, 40), 0, 1)
+    np.savez(folder / "predictions.npz", y_true=y_true, y_prob=positive[:, None])
+    y_prob = np.stack([1 - positive, positive], axis=1)
+    metrics = classification_metrics(y_true, y_prob, ["Normal", "Covid"], bootstrap=False)
+    metrics["binary"] = {"threshold": 0.5, "positive_class": "Covid", "sensitivity": 0.75}
+    dump(folder / "metrics.json", metrics)
+    evaluation = read_evaluation(tmp_path, "test", "classification", required=True)
+    assert evaluation.predictions["y_prob"] == pytest.approx(y_prob)  # (N, 1) sigmoid -> two columns
+    legend = [t.get_text() for t in roc_figure(y_true, evaluation.predictions["y_prob"], metrics).legends[0].get_texts()]
+    assert f"Covid (AUC {fmt3(metrics['per_class']['Covid']['roc_auc'])})" in legend
+    assert ("binary.positive_class", "Covid") in summary_rows(metrics)
+    assert ("binary.sensitivity", "0.750") in summary_rows(metrics)
+
+
+def test_regression_report(runs: dict[str, Path]) -> None:
+    page = write_run_report(runs["va"]).read_text()
+    metrics = load_metrics(runs["va"])
+    rows = markdown_rows((runs["va"] / "report" / "regression_report.md").read_text())
+    for name in ("valence", "arousal"):
+        stats = metrics["per_dim"][name]
+        assert rows[name] == [fmt3(stats[k]) for k in ("rmse", "corr", "sagr", "ccc")]
+        assert "".join(f"<td>{c}</td>" for c in rows[name]) in page
+    assert rows["mean"] == [fmt3(metrics["mean"][k]) for k in ("rmse", "corr", "sagr", "ccc")]
+    images = embedded_images(page)
+    assert len(images) == 5  # scatter, circumplex, histograms, curves, per-dim CCC
+    for stem in ("va_scatter", "circumplex", "error_histograms", "regression_metrics", "per_dim_ccc"):
+        assert (runs["va"] / "report" / f"{stem}.png").is_file()
+    assert not (runs["va"] / "report" / "classification_report.md").exists()
+
+
+def test_missing_artefacts_name_the_file_and_command(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = make_run(tmp_path, "broken", seed=5)
+    (run / "eval" / "test" / "predictions.npz").unlink()
+    with pytest.raises(DataError, match=r"predictions\.npz not found; run `kerascv-emotion evaluate .*--split test`"):
+        write_run_report(run)
+    (run / "history.csv").unlink()
+    with pytest.raises(DataError, match=r"history\.csv not found; run `kerascv-emotion train`"):
+        write_run_report(run)
+    (run / "config.json").unlink()
+    with pytest.raises(DataError, match=r"config\.json not found; run `kerascv-emotion train`"):
+        write_run_report(run)
+    with pytest.raises(DataError, match=r"metrics\.json not found; run `kerascv-emotion evaluate"):
+        write_comparison([runs["vgg"], runs["fresh"]], tmp_path / "cmp")
+    with pytest.raises(ConfigError, match="different tasks"):
+        write_comparison([runs["vgg"], runs["va"]], tmp_path / "cmp")
+    with pytest.raises(ConfigError, match="one name per run"):
+        write_comparison([runs["vgg"], runs["alexnet"]], tmp_path / "cmp", names=["only one"])
+
+
+def test_comparison_tables_winners_and_csv(runs: dict[str, Path], comparison: Path) -> None:
+    vgg, alex = load_metrics(runs["vgg"]), load_metrics(runs["alexnet"])
+    page = comparison.read_text()
+    out = comparison.parent
+    for name in CLASSES:  # the per-class winner line, computed here from the two JSON files
+        a, b = vgg["per_class"][name]["f1"], alex["per_class"][name]["f1"]
+        escaped = name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        if a is None:
+            assert f"best on {escaped}: n/a" in page
+        else:
+            winner, value = ("VGG", a) if a >= b else ("AlexNet", b)
+            assert f"best on {escaped}: {winner} (F1 {fmt3(value)}" in page
+    best_macro = max(vgg["macro_avg"]["f1"], alex["macro_avg"]["f1"])
+    assert re.search(rf'<td class="best">{fmt3(best_macro)}( \[[^<]*\])?</td>', page)
+    assert '<td class="best">2.00</td>' in page  # the smaller model file (VGG, 2,001,000 bytes)
+    assert "1,234,568" in page and "1,234,569" in page  # parameters of both
+    assert len(embedded_images(page)) == 3
+    with open(out / "comparison.csv", newline="") as handle:
+        table = {row["name"]: row for row in csv.DictReader(handle)}
+    assert float(table["VGG"]["macro_f1"]) == pytest.approx(vgg["macro_avg"]["f1"])
+    assert float(table["AlexNet"][f"f1/{CLASSES[3]}"]) == pytest.approx(alex["per_class"][CLASSES[3]]["f1"])
+    assert table["VGG"]["f1/contempt"] == ""  # undefined -> empty cell
+    assert int(table["AlexNet"]["model_size_bytes"]) == 2_002_000
+    assert float(table["VGG"]["ms_per_image"]) == pytest.approx(vgg["inference"]["ms_per_image"])
+    md = (out / "comparison.md").read_text()
+    assert f"**{fmt3(best_macro)}" in md and "best on happy:" in md
+    assert (out / "f1_heatmap.png").is_file() and (out / "macro_roc.png").is_file()
+
+
+def test_regression_comparison_with_clashing_folder_names(runs: dict[str, Path], tmp_path: Path) -> None:
+    other = make_regression_run(tmp_path / "b", "va", seed=9)  # same folder name as runs["va"]
+    page = write_comparison([runs["va"], other], tmp_path / "cmp").read_text()
+    names = (f"{runs['va'].parent.name}/va", "b/va")  # told apart by their parent folders
+    a, b = load_metrics(runs["va"]), load_metrics(other)
+    for dim in ("valence", "arousal"):
+        value, winner = max((a["per_dim"][dim]["ccc"], names[0]), (b["per_dim"][dim]["ccc"], names[1]))
+        assert f"best on {dim}: {winner} (CCC {fmt3(value)})" in page
+    assert len(embedded_images(page)) == 2
+
+
+def test_reporting_imports_stay_light() -> None:
+    """No TensorFlow/Keras and no sibling module that could pull them in (checked statically,
+    so the test holds whatever other tests imported into this process)."""
+    allowed = {"numpy", "matplotlib", "sklearn", "kerascv_emotion"}
+    allowed_own = ("kerascv_emotion.errors", "kerascv_emotion.io", "kerascv_emotion.reporting")
+    package = Path(kerascv_emotion.reporting.__file__).parent
+    for source in package.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):  # relative: resolved against kerascv_emotion.reporting
+                base = ["kerascv_emotion", "reporting"][: 3 - node.level] if node.level else []
+                names = [".".join([*base, *([node.module] if node.module else [])])]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                assert top in sys.stdlib_module_names or top in allowed, f"{source.name} imports {name}"
+                assert top != "kerascv_emotion" or name.startswith(allowed_own), f"{source.name} imports {name}"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
+def test_comparison_renders_in_headless_chromium(comparison: Path, tmp_path: Path) -> None:
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    shot = tmp_path / "shot.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,2000", comparison.as_uri()],
+                   check=True, capture_output=True, timeout=60)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (2000, 1280) and pixels.std() > 20  # not a blank page
+    # A copy of the page with a probe that lists images that failed to decode.
+    probe = tmp_path / "probe.html"
+    probe.write_text(comparison.read_text().replace("</body>", (
+        "<script>window.addEventListener('load', () => { const imgs = [...document.images];"
+        "document.body.setAttribute('data-images', imgs.length);"
+        "document.body.setAttribute('data-broken', imgs.filter(i => !i.complete || i.naturalWidth === 0)"
+        ".map(i => i.alt).join('|')); });</script></body>")))
+    dom = subprocess.run([*flags, "--dump-dom", probe.as_uri()], check=True, capture_output=True, text=True,
+                         timeout=60).stdout
+    assert 'data-images="3"' in dom and 'data-broken=""' in dom
