@@ -120,14 +120,6 @@ def _configure_precision(mixed: bool) -> bool:
     return True
 
 
-def _float32_output(model: Any) -> Any:
-    """Under mixed precision, make the model's output float32 (stable softmax/loss)."""
-    import keras
-
-    out = keras.layers.Activation("linear", dtype="float32", name="predictions_float32")(model.output)
-    return keras.Model(model.input, out, name=model.name)
-
-
 def _compile(model: Any, task: str, learning_rate: float) -> None:
     import keras
 
@@ -428,13 +420,11 @@ def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2)
     run_dir = Path(out_dir)
     work = _prepare_run_dir(run_dir)
     seed_everything(settings.seed, settings.deterministic)
-    mixed = _configure_precision(settings.mixed_precision)
+    _configure_precision(settings.mixed_precision)  # the "predictions" layer stays float32
     data = _load_data(settings)
     num_outputs = len(data.class_names) if settings.task == "classification" else 2
     model = build_model(settings.arch, input_shape=(settings.image_size, settings.image_size, settings.channels),
                         num_classes=num_outputs, head=settings.task, **settings.arch_kwargs)
-    if mixed:
-        model = _float32_output(model)
     _compile(model, settings.task, settings.learning_rate)
     result = _fit_phase(model, settings, data, work, "train", 0, settings.epochs, None, verbose)
     if result.checkpoint is None:
@@ -532,25 +522,6 @@ def set_trainable(model: Any, phase: str, unfreeze_blocks: int | None = None) ->
     return state
 
 
-def replace_head(model: Any, num_outputs: int, task: str) -> Any:
-    """A model with the same backbone and head but a new ``predictions`` layer.
-
-    Used when the task changes (8-class classifier -> 2-float valence/arousal, a face
-    model -> the 2-class X-ray task, another class count), as Hewitt & Gunes derive
-    their valence/arousal models with a new Dense(2) head.
-    """
-    import keras
-
-    features = model.get_layer("predictions").input
-    if task == "regression":
-        out = keras.layers.Dense(2, activation="linear", name="predictions")(features)
-    elif num_outputs == 1:
-        out = keras.layers.Dense(1, activation="sigmoid", name="predictions")(features)
-    else:
-        out = keras.layers.Dense(num_outputs, activation="softmax", name="predictions")(features)
-    return keras.Model(model.input, out, name=model.name)
-
-
 @dataclass
 class TuneSettings:
     """Two-phase fine-tuning of a saved model (phase 1 head, phase 2 unfrozen at a low LR)."""
@@ -585,6 +556,8 @@ def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2) -
     inference mode. Both phases go into one ``history.csv`` (``phase`` column), so the
     report's curves show the boundary. Returns the run directory.
     """
+    from kerascv_emotion.models import replace_predictions
+
     source = Path(settings.model)
     base_config: dict[str, Any] = {}
     if source.is_dir():
@@ -615,7 +588,7 @@ def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2) -
                                model.get_layer("predictions").activation.__name__ == "linear" else "classification")
     new_head = task != old_task or model.output_shape[-1] != num_outputs
     if new_head:
-        model = replace_head(model, num_outputs, task)
+        model = replace_predictions(model, num_outputs, task)
     phases: list[dict[str, Any]] = []
     checkpoint: Path | None = None
     best: float | None = None
