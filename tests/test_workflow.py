@@ -91,3 +91,27 @@ def test_default_workflow_runs_to_reports_with_tiny_settings(tmp_path: Path) -> 
     report = _snakemake("--configfile", str(small), "--report", str(tmp_path / "report.html"), cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-3000:]
     assert (tmp_path / "report.html").stat().st_size > 10_000
+
+
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "covid-xray").is_dir(), reason="../shared/data/covid-xray is absent")
+def test_covid_config_short_real_run(tmp_path: Path) -> None:
+    config = yaml.safe_load((REPO / "configs" / "covid.yaml").read_text())
+    config["bootstrap"] = 50
+    ds = config["datasets"]["covid"]
+    ds.update(image_size=32, epochs=1, archs=["covid"])
+    short = tmp_path / "covid-short.yaml"
+    short.write_text(yaml.safe_dump(config))
+    result = _snakemake("--cores", "2", "--configfile", str(short), "--config", f"data_root={SHARED_DATA}",
+                        cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-5000:]
+    import json
+
+    metrics = json.loads((tmp_path / "results" / "covid" / "covid" / "eval" / "val" / "metrics.json").read_text())
+    assert metrics["class_names"] == ["normal", "covid"]
+    assert metrics["n"] == 46  # a stratified quarter of Covid 111 + Normal 70 (28 + 18, rounded)
+    assert "binary" in metrics and "bootstrap" in metrics
+    assert (tmp_path / "results" / "covid" / "comparison" / "comparison.html").is_file()

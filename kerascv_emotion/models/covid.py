@@ -9,7 +9,13 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from kerascv_emotion.models.blocks import HEAD_START, check_rate, image_input, output_layer
+from kerascv_emotion.models.blocks import (
+    BN_MOMENTUM,
+    HEAD_START,
+    check_rate,
+    image_input,
+    output_layer,
+)
 from kerascv_emotion.models.registry import register_model
 
 # Filters of the five pooled 3x3 blocks; a sixth, 1x1 block of 256 filters has no pooling.
@@ -24,7 +30,7 @@ def _block(x: keras.KerasTensor, index: int, filters: int, kernel: int, pool: bo
     x = layers.Conv2D(filters, kernel, padding="same", name=f"{block}_conv")(x)
     if pool:
         x = layers.MaxPooling2D(2, padding="same", name=f"{block}_pool")(x)
-    x = layers.BatchNormalization(name=f"{block}_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{block}_bn")(x)
     x = layers.ReLU(name=f"{block}_relu")(x)
     return layers.Dropout(rate, name=f"{block}_dropout")(x)
 

@@ -9,6 +9,7 @@ from keras import layers
 
 from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.models.blocks import (
+    BN_MOMENTUM,
     HEAD_START,
     check_rate,
     conv_bn_relu,
@@ -59,7 +60,7 @@ def mobilenet(
         x = layers.DepthwiseConv2D(
             3, strides=strides, padding="same", use_bias=False, name=f"{block}_dw"
         )(x)
-        x = layers.BatchNormalization(name=f"{block}_dw_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{block}_dw_bn")(x)
         x = layers.ReLU(name=f"{block}_dw_relu")(x)
         x = conv_bn_relu(x, _width(filters, alpha), 1, name=f"{block}_pw")
     x = layers.GlobalAveragePooling2D(name=HEAD_START)(x)
