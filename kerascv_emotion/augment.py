@@ -1,0 +1,230 @@
+"""Image augmentation with albumentations 2.0.x: named pipelines, user pipelines, config dicts.
+
+Named pipelines (all work on uint8 ``(H, W, C)`` images and keep their shape, except that
+``covid_paper``'s 90/270 degree rotations swap H and W, so it needs square images):
+
+* ``paper_face`` -- Hewitt & Gunes (2018): rotation up to +-20 degrees, shift up to +-10%
+  of width/height (borders filled by repeating the edge, like Keras'
+  ``ImageDataGenerator(fill_mode="nearest")``), horizontal flip with p=0.5.
+* ``covid_paper`` -- Reshi et al. (2021): each call returns one of exactly five variants,
+  uniformly: the original, its horizontal mirror, or the original rotated by exactly
+  90, 180 or 270 degrees counter-clockwise. The same five variants, deterministically,
+  come from :func:`covid_offline_expansion` (offline expansion of a training split).
+* ``light`` -- mirror (p=0.5), small affine (+-10 degrees, +-5% shift, 0.95-1.05 zoom;
+  p=0.5) and +-10% brightness/contrast (p=0.5).
+* ``none`` -- no augmentation (``get_augmentation`` returns None).
+
+Config dicts (the workflow's YAML): ``{"name": "paper_face"}``; or a list of transforms
+``{"transforms": [{"type": "HorizontalFlip", "p": 0.5}, {"type": "OneOf", "p": 1,
+"transforms": [...]}]}`` (``type`` is an albumentations class name, the other keys its
+arguments; ``p`` is required, and unknown arguments are errors, not albumentations'
+warnings); or a dict written by ``albumentations.to_dict``.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from kerascv_emotion.data.cache import CachedSplit
+from kerascv_emotion.errors import ConfigError
+
+AugmentSpec = str | dict[str, Any] | A.Compose | None
+COVID_VARIANTS = ("original", "hflip", "rot90", "rot180", "rot270")
+
+
+def _paper_face() -> A.Compose:
+    return A.Compose([
+        A.Affine(
+            rotate=(-20, 20), translate_percent={"x": (-0.1, 0.1), "y": (-0.1, 0.1)},
+            border_mode=cv2.BORDER_REPLICATE, p=1.0,
+        ),
+        A.HorizontalFlip(p=0.5),
+    ])
+
+
+def _covid_paper() -> A.Compose:
+    # RandomRotate90 also draws 0 degrees; exact quarter turns are composed from
+    # Transpose and flips: rot90 = transpose then vertical flip, rot270 = transpose then
+    # horizontal flip, rot180 = both flips (np.rot90's counter-clockwise convention).
+    return A.Compose([
+        A.OneOf([
+            A.NoOp(p=1.0),
+            A.HorizontalFlip(p=1.0),
+            A.Sequential([A.Transpose(p=1.0), A.VerticalFlip(p=1.0)], p=1.0),
+            A.Sequential([A.HorizontalFlip(p=1.0), A.VerticalFlip(p=1.0)], p=1.0),
+            A.Sequential([A.Transpose(p=1.0), A.HorizontalFlip(p=1.0)], p=1.0),
+        ], p=1.0),
+    ])
+
+
+def _light() -> A.Compose:
+    return A.Compose([
+        A.HorizontalFlip(p=0.5),
+        A.Affine(
+            rotate=(-10, 10), translate_percent=(-0.05, 0.05), scale=(0.95, 1.05),
+            border_mode=cv2.BORDER_REPLICATE, p=0.5,
+        ),
+        A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5),
+    ])
+
+
+_NAMED: dict[str, Callable[[], A.Compose] | None] = {
+    "paper_face": _paper_face,
+    "covid_paper": _covid_paper,
+    "light": _light,
+    "none": None,
+}
+
+
+def available_augmentations() -> list[str]:
+    """Names accepted by :func:`get_augmentation`, sorted."""
+    return sorted(_NAMED)
+
+
+def seed_augmentation(aug: A.Compose, seed: int | np.random.SeedSequence) -> A.Compose:
+    """Give every transform of ``aug`` one shared random stream derived from ``seed`` (in place).
+
+    albumentations 2.0.8's ``Compose(seed=s)`` seeds each transform with the same ``s``, so
+    their draws coincide (two p=0.5 transforms then always fire together); sharing one
+    generator keeps the draws independent and the whole sequence reproducible.
+    """
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    py_seed, np_seed = ss.spawn(2)
+    aug.set_random_state(np.random.default_rng(np_seed), random.Random(int(py_seed.generate_state(1)[0])))
+    return aug
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _short_to_serialized(item: Any, where: str) -> dict[str, Any]:
+    """``{"type": "HorizontalFlip", "p": 0.5}`` -> albumentations' ``__class_fullname__`` form."""
+    if not isinstance(item, dict) or "type" not in item:
+        raise ConfigError(f"augment {where}: each transform needs a 'type' (an albumentations class name), got {item!r}")
+    out = {k: v for k, v in item.items() if k != "type"}
+    out["__class_fullname__"] = item["type"]
+    if "transforms" in out:
+        out["transforms"] = [_short_to_serialized(t, f"{where}.transforms[{i}]") for i, t in enumerate(out["transforms"])]
+    return out
+
+
+def _from_dict(spec: dict[str, Any]) -> A.Compose | None:
+    if "name" in spec:
+        extra = sorted(set(spec) - {"name"})
+        if extra:
+            raise ConfigError(f"augment: a named pipeline takes no other keys, got {extra}")
+        return _named(spec["name"])
+    if "transforms" in spec:
+        if not isinstance(spec["transforms"], list):
+            raise ConfigError("augment: 'transforms' must be a list of {type: ..., ...} entries")
+        body = {k: v for k, v in spec.items() if k != "transforms"}
+        body["__class_fullname__"] = "Compose"
+        body["transforms"] = [_short_to_serialized(t, f"transforms[{i}]") for i, t in enumerate(spec["transforms"])]
+        serialized = {"__version__": A.__version__, "transform": body}
+    elif "transform" in spec:
+        serialized = spec
+    else:
+        raise ConfigError(
+            f"augment: a config dict needs 'name' (one of {available_augmentations()}), "
+            f"'transforms' (a list) or 'transform' (albumentations.to_dict output); got keys {sorted(spec)}"
+        )
+    try:
+        with warnings.catch_warnings():
+            # albumentations only warns about unknown arguments and a missing "p"; a typo
+            # in a config file must not be ignored silently
+            warnings.simplefilter("error", UserWarning)
+            aug = A.from_dict(serialized)
+    except KeyError as exc:
+        raise ConfigError(f"augment: unknown albumentations transform {exc.args[0]!r}") from None
+    except (ValueError, TypeError, UserWarning) as exc:
+        raise ConfigError(f"augment: invalid transform settings: {_one_line(exc)}") from None
+    if not isinstance(aug, A.Compose):
+        raise ConfigError(f"augment: the top-level transform must be a Compose, got {type(aug).__name__}")
+    return aug
+
+
+def _named(name: Any) -> A.Compose | None:
+    if name not in _NAMED:
+        raise ConfigError(f"unknown augmentation {name!r}; use one of {available_augmentations()} or a config dict")
+    factory = _NAMED[name]
+    return factory() if factory is not None else None
+
+
+def get_augmentation(spec: AugmentSpec, seed: int | None = None) -> A.Compose | None:
+    """Build the augmentation for ``spec``: a name, a config dict, a Compose or None.
+
+    Returns None for ``None``/``"none"``. A user Compose is copied, not modified. With
+    ``seed`` the pipeline's random stream is seeded (:func:`seed_augmentation`), so two
+    pipelines built with the same seed produce the same sequence of augmentations.
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, A.Compose):
+        aug: A.Compose | None = copy.deepcopy(spec)
+    elif isinstance(spec, str):
+        aug = _named(spec)
+    elif isinstance(spec, dict):
+        aug = _from_dict(spec)
+    else:
+        raise ConfigError(
+            f"augment={spec!r}: give a name ({available_augmentations()}), a config dict or an albumentations.Compose"
+        )
+    if aug is not None and seed is not None:
+        seed_augmentation(aug, seed)
+    return aug
+
+
+def covid_offline_expansion(image: np.ndarray) -> list[np.ndarray]:
+    """The five ``covid_paper`` variants of one ``(H, W, C)`` image, in :data:`COVID_VARIANTS`
+    order: original, horizontal mirror, rotated 90, 180 and 270 degrees counter-clockwise.
+
+    Rotations by 90/270 degrees swap H and W; use square images.
+    """
+    return [
+        image,
+        np.ascontiguousarray(image[:, ::-1]),
+        np.ascontiguousarray(np.rot90(image, 1)),
+        np.ascontiguousarray(np.rot90(image, 2)),
+        np.ascontiguousarray(np.rot90(image, 3)),
+    ]
+
+
+def covid_expand_arrays(images: np.ndarray, *per_image: np.ndarray | Sequence[Any]) -> tuple[np.ndarray, ...]:
+    """Expand ``images`` ``(N, H, W, C)`` (square) to ``(5N, H, W, C)``, image-major: rows
+    ``5i .. 5i+4`` are image ``i``'s variants in :data:`COVID_VARIANTS` order. Each array of
+    ``per_image`` (labels ``(N,)``, valence/arousal ``(N, 2)``, ...) is repeated to match.
+    Returns ``(expanded_images, *expanded_per_image)``; the result is held in memory.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1] != images.shape[2]:
+        raise ConfigError(f"covid expansion needs square images (N, H, H, C); got shape {images.shape}")
+    out = np.empty((5 * images.shape[0], *images.shape[1:]), dtype=images.dtype)
+    for i, image in enumerate(images):
+        out[5 * i:5 * i + 5] = covid_offline_expansion(image)
+    repeated = [np.repeat(np.asarray(a), 5, axis=0) for a in per_image]
+    return (out, *repeated)
+
+
+def covid_expand_split(cached: CachedSplit) -> CachedSplit:
+    """A training split expanded offline by :func:`covid_expand_arrays` (5x, in memory).
+
+    Paths of the added variants get a ``#hflip``/``#rot90``/``#rot180``/``#rot270`` suffix.
+    """
+    arrays = [cached.label_ids] + ([cached.valence_arousal] if cached.valence_arousal is not None else [])
+    images, label_ids, *va = covid_expand_arrays(cached.images, *arrays)
+    paths = [p if v == "original" else f"{p}#{v}" for p in cached.paths for v in COVID_VARIANTS]
+    return CachedSplit(
+        images=images, label_ids=label_ids, valence_arousal=va[0] if va else None, paths=paths,
+        class_names=list(cached.class_names), skipped=list(cached.skipped), split=cached.split,
+        cache_file=None,
+    )

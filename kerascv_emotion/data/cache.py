@@ -1,0 +1,294 @@
+"""Decode-once image cache: one uint8 ``.npy`` file per (index content, split, size, channels).
+
+``load_split`` decodes every image of a split once (threads, both cores), writes the pixels
+chunk by chunk into ``CACHE_DIR/<split>-<H>x<W>x<C>-<key>.npy`` and its record
+``<same>.json`` (kept rows, skipped files with reasons), and afterwards only memory-maps
+the file (``np.load(mmap_mode="r")``). The key hashes ``DatasetIndex.fingerprint()`` and
+every decoding setting, so a changed index or size builds a new file and an unchanged one
+is reused across runs and Snakemake jobs. Each build writes a temporary file beside the
+target and renames it into place (``os.replace``): two jobs building the same cache at once
+both produce identical content and the last rename wins; nobody reads a half-written file.
+
+The cache folder is, in order: the ``cache_dir`` argument, the ``KERASCV_EMOTION_CACHE``
+environment variable, ``<index folder>/.cache`` when ``load_split`` is given the index
+CSV's path, else ``$XDG_CACHE_HOME/kerascv_emotion`` (``~/.cache/kerascv_emotion``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from kerascv_emotion.data.images import (
+    DEFAULT_MIN_SIZE,
+    check_channels,
+    image_size_hw,
+    load_image,
+)
+from kerascv_emotion.data.index import DatasetIndex, IndexRecord, read_index
+from kerascv_emotion.errors import BadImageError, ConfigError, DataError
+from kerascv_emotion.io import atomic_path, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = "kerascv_emotion.cache/1"
+CACHE_ENV = "KERASCV_EMOTION_CACHE"
+BAD_IMAGE_POLICIES = ("skip", "fail")
+CHUNK = 256  # images decoded per round; bounds the build's memory
+
+
+@dataclass
+class CachedSplit:
+    """One decoded split.
+
+    ``images`` uint8 ``(N, H, W, C)`` (a read-only memory map of the cache file),
+    ``label_ids`` int64 ``(N,)``, ``valence_arousal`` float32 ``(N, 2)`` or None,
+    ``paths`` the kept images' paths relative to the dataset root, ``skipped`` one
+    ``{"path", "reason"}`` per image left out under ``on_bad_image="skip"``.
+    """
+
+    images: np.ndarray
+    label_ids: np.ndarray
+    valence_arousal: np.ndarray | None
+    paths: list[str]
+    class_names: list[str]
+    skipped: list[dict[str, str]]
+    split: str
+    cache_file: Path | None = None
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(H, W, C)`` of every image."""
+        return tuple(int(v) for v in self.images.shape[1:])  # type: ignore[return-value]
+
+
+def default_cache_dir(index_csv: Path | None = None) -> Path:
+    """``$KERASCV_EMOTION_CACHE``, else ``<index folder>/.cache``, else the user cache folder."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env)
+    if index_csv is not None:
+        return Path(index_csv).parent / ".cache"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "kerascv_emotion"
+
+
+def cache_key(
+    index: DatasetIndex, split: str, image_size: tuple[int, int], channels: int,
+    min_size: int, max_pixels: int | None,
+) -> str:
+    """Hex digest naming a cache entry: index content + split + every decoding setting."""
+    settings = {
+        "format": CACHE_FORMAT, "index": index.fingerprint(), "split": split,
+        "size": list(image_size), "channels": channels, "min_size": min_size,
+        "max_pixels": max_pixels,
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+class _Progress:
+    """A one-line stderr progress bar (``\\r``-updated), silent when disabled."""
+
+    def __init__(self, label: str, total: int, enabled: bool, stream: TextIO | None = None) -> None:
+        self.label, self.total, self.enabled = label, total, enabled
+        self.stream = stream or sys.stderr
+        self.start = time.perf_counter()
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        frac = done / max(self.total, 1)
+        bar = "#" * int(30 * frac)
+        elapsed = time.perf_counter() - self.start
+        self.stream.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} {elapsed:.0f}s")
+        if done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _decode_all(
+    index: DatasetIndex, records: Sequence[IndexRecord], image_size: tuple[int, int],
+    channels: int, min_size: int, max_pixels: int | None, workers: int,
+) -> Iterator[tuple[int, np.ndarray | BadImageError]]:
+    """Yield ``(row, image or BadImageError)`` in row order, decoding ``CHUNK`` rows at a time."""
+
+    def decode(rec: IndexRecord) -> np.ndarray | BadImageError:
+        try:
+            return load_image(index.resolve(rec), image_size, channels, rec.face_box, min_size, max_pixels)
+        except BadImageError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(records), CHUNK):
+            chunk = records[start:start + CHUNK]
+            yield from enumerate(pool.map(decode, chunk), start)
+
+
+def _shrink_npy(path: Path, data_offset: int, shape: tuple[int, ...]) -> None:
+    """Rewrite ``path`` with header ``shape`` and its first ``prod(shape)`` data bytes."""
+    with atomic_path(path) as tmp, open(path, "rb") as src, open(tmp, "wb") as dst:
+        np.lib.format.write_array_header_1_0(dst, {"descr": "|u1", "fortran_order": False, "shape": shape})
+        src.seek(data_offset)
+        remaining = int(np.prod(shape))
+        while remaining:
+            block = src.read(min(remaining, 1 << 22))
+            dst.write(block)
+            remaining -= len(block)
+
+
+def _build(
+    index: DatasetIndex, split: str, image_file: Path, meta_file: Path, key: str,
+    image_size: tuple[int, int], channels: int, min_size: int, max_pixels: int | None,
+    on_bad_image: str, workers: int, progress: bool,
+) -> dict[str, Any]:
+    records = index.records
+    h, w = image_size
+    shape = (len(records), h, w, channels)
+    skipped: list[dict[str, str]] = []
+    skipped_rows: list[int] = []
+    bar = _Progress(f"cache {split} {h}x{w}x{channels}", len(records), progress)
+    with atomic_path(image_file) as tmp:
+        with open(tmp, "wb") as out:
+            np.lib.format.write_array_header_1_0(out, {"descr": "|u1", "fortran_order": False, "shape": shape})
+            data_offset = out.tell()
+            for row, result in _decode_all(index, records, image_size, channels, min_size, max_pixels, workers):
+                if isinstance(result, BadImageError):
+                    if on_bad_image == "fail":
+                        raise result
+                    rel = records[row].path
+                    log.warning("cache: skipped %s (%s)", rel, result.reason)
+                    skipped.append({"path": rel, "reason": result.reason})
+                    skipped_rows.append(row)
+                else:
+                    out.write(result.tobytes())
+                if (row + 1) % CHUNK == 0 or row + 1 == len(records):
+                    bar.update(row + 1)
+        if skipped_rows:
+            _shrink_npy(tmp, data_offset, (len(records) - len(skipped_rows), h, w, channels))
+    meta = {
+        "format": CACHE_FORMAT, "key": key, "split": split, "image_size": [h, w],
+        "channels": channels, "n_rows": len(records), "n_images": len(records) - len(skipped_rows),
+        "skipped": skipped, "skipped_rows": skipped_rows,
+    }
+    write_json(meta_file, meta)
+    return meta
+
+
+def _read_meta(image_file: Path, meta_file: Path, key: str) -> dict[str, Any] | None:
+    """The stored record if the entry is complete and matches ``key``, else None."""
+    if not (image_file.is_file() and meta_file.is_file()):
+        return None
+    try:
+        meta = read_json(meta_file)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("key") != key or meta.get("format") != CACHE_FORMAT:
+        return None
+    return meta
+
+
+def _open_images(
+    image_file: Path, meta: dict[str, Any], hw: tuple[int, int], channels: int,
+) -> np.ndarray | None:
+    """Memory-map a cache file; None if it is missing or its shape disagrees with ``meta``."""
+    if meta["n_images"] == 0:
+        reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in meta["skipped"][:3])
+        raise DataError(f"every image of split {meta['split']!r} was skipped as unreadable ({reasons} ...)")
+    try:
+        images = np.load(image_file, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    return images if images.shape == (meta["n_images"], *hw, channels) else None
+
+
+def _default_workers() -> int:
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else (os.cpu_count() or 1)
+
+
+def load_split(
+    index: DatasetIndex | str | os.PathLike,
+    split: str,
+    image_size: int | Sequence[int],
+    channels: int = 3,
+    cache_dir: str | os.PathLike | None = None,
+    on_bad_image: str = "skip",
+    workers: int | None = None,
+    progress: bool = True,
+    min_size: int = DEFAULT_MIN_SIZE,
+    max_pixels: int | None = None,
+) -> CachedSplit:
+    """Decode (once) and memory-map the images of one split.
+
+    ``index`` is a DatasetIndex or the path of an index CSV; ``image_size`` an int or
+    ``(H, W)``. ``on_bad_image="skip"`` leaves undecodable images out (each logged and
+    listed in ``skipped``); ``"fail"`` raises BadImageError naming the first one (also when
+    a reused cache recorded skips). ``workers`` decoding threads (default: all cores).
+    ``min_size``/``max_pixels`` are passed to :func:`~kerascv_emotion.data.images.load_image`.
+    """
+    if on_bad_image not in BAD_IMAGE_POLICIES:
+        raise ConfigError(f"on_bad_image={on_bad_image!r}: use one of {BAD_IMAGE_POLICIES}")
+    index_csv: Path | None = None
+    if not isinstance(index, DatasetIndex):
+        index_csv = Path(index)
+        index = read_index(index_csv)
+    hw = image_size_hw(image_size)
+    check_channels(channels)
+    workers = _default_workers() if workers is None else workers
+    if workers < 1:
+        raise ConfigError(f"workers={workers}: use 1 or more decoding threads")
+    sub = index.subset(split)
+    if not sub.records:
+        raise DataError(f"split {split!r} of the index has no images (splits present: {index.splits()})")
+    key = cache_key(sub, split, hw, channels, min_size, max_pixels)
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir(index_csv)
+    stem = f"{split}-{hw[0]}x{hw[1]}x{channels}-{key[:20]}"
+    image_file, meta_file = folder / f"{stem}.npy", folder / f"{stem}.json"
+
+    meta = _read_meta(image_file, meta_file, key)
+    if meta is not None and meta["skipped"] and on_bad_image == "fail":
+        first = meta["skipped"][0]
+        raise BadImageError(str(sub.root / first["path"]), first["reason"])
+    images = _open_images(image_file, meta, hw, channels) if meta is not None else None
+    if meta is not None and images is None:
+        log.warning("cache: %s is unreadable or incomplete; rebuilding it", image_file)
+    if images is None:
+        meta = _build(sub, split, image_file, meta_file, key, hw, channels, min_size, max_pixels,
+                      on_bad_image, workers, progress)
+        images = _open_images(image_file, meta, hw, channels)
+        if images is None:
+            raise DataError(f"cache file {image_file} could not be read back after building it; "
+                            f"check the disk or set {CACHE_ENV} to another folder")
+    if meta["skipped"]:
+        log.warning("cache: %d of %d images of split %r were skipped (listed in %s)",
+                    len(meta["skipped"]), meta["n_rows"], split, meta_file)
+    keep = np.ones(meta["n_rows"], dtype=bool)
+    keep[np.asarray(meta["skipped_rows"], dtype=np.int64)] = False
+    return CachedSplit(
+        images=images,
+        label_ids=sub.label_ids()[keep],
+        valence_arousal=sub.valence_arousal()[keep] if sub.has_valence_arousal else None,
+        paths=[r.path for r, k in zip(sub.records, keep, strict=True) if k],
+        class_names=list(sub.class_names),
+        skipped=list(meta["skipped"]),
+        split=split,
+        cache_file=image_file,
+    )

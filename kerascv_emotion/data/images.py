@@ -1,0 +1,151 @@
+"""Decode one image file into the model's input: uint8 ``(H, W, C)``.
+
+Every image goes through the same steps, in this order:
+
+1. open with Pillow (header only) and refuse sizes above ``max_pixels`` (decompression
+   bombs: a small file that claims billions of pixels);
+2. decode, apply the EXIF orientation (``ImageOps.exif_transpose``), so the picture is upright;
+3. convert the mode to RGB (``channels=3``) or L (``channels=1``): palette and ``LA``/``RGBA``
+   images with transparency are composited over black, CMYK is converted by Pillow, 16-bit
+   (``I;16``, ``I``) images are scaled from 0..65535 to 0..255 (Pillow's own conversion
+   would clip them), float (``F``) images are clipped to 0..255;
+4. crop the face box ``(x, y, w, h)`` (pixels of the upright image), clipped to the image;
+5. refuse a region smaller than ``min_size`` pixels on a side (default 8: a 1x1 image is a
+   broken download or placeholder, not a face; upscaling it would feed the model a flat patch);
+6. resize (stretch, bilinear with Pillow's antialiasing) to ``size``.
+
+Any failure raises :class:`kerascv_emotion.errors.BadImageError` (path + reason).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from kerascv_emotion.errors import BadImageError, ConfigError
+
+DEFAULT_MIN_SIZE = 8
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+# errors Pillow and its codecs raise for corrupt or truncated data
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
+
+
+def image_size_hw(size: int | Sequence[int]) -> tuple[int, int]:
+    """``64`` -> ``(64, 64)``; ``(h, w)`` -> ``(h, w)``; raises ConfigError for bad values."""
+    hw = (size, size) if isinstance(size, int | np.integer) else tuple(size)
+    if len(hw) != 2 or not all(isinstance(v, int | np.integer) and v > 0 for v in hw):
+        raise ConfigError(f"image_size={size!r}: give one positive int or (height, width)")
+    return int(hw[0]), int(hw[1])
+
+
+def check_channels(channels: int) -> int:
+    """Return ``channels`` if it is 1 or 3, else raise ConfigError."""
+    if channels not in (1, 3):
+        raise ConfigError(f"channels={channels!r}: use 3 (RGB) or 1 (grayscale)")
+    return channels
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16/32-bit integer (taken as 0..65535) or float (taken as 0..255) modes -> ``L``."""
+    arr = np.asarray(img, dtype=np.float64)
+    if img.mode in _SIXTEEN_BIT_MODES:
+        arr = arr / 257.0
+    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
+
+
+def _flatten(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> ``RGB`` or ``L``; transparency is composited over black."""
+    if img.mode in _SIXTEEN_BIT_MODES or img.mode == "F":
+        return _to_8bit(img)
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode in ("L", "1") and "transparency" in img.info:
+        img = img.convert("LA")
+    if img.mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode in ("L", "RGB"):
+        return img
+    if img.mode == "1":
+        return img.convert("L")
+    return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+
+
+def _crop_box(img: Image.Image, face_box: Sequence[int], path: str) -> Image.Image:
+    x, y, w, h = (int(v) for v in face_box)
+    if w <= 0 or h <= 0:
+        raise BadImageError(path, f"face box {tuple(face_box)} has a non-positive width or height")
+    left, top = max(x, 0), max(y, 0)
+    right, bottom = min(x + w, img.width), min(y + h, img.height)
+    if right <= left or bottom <= top:
+        raise BadImageError(
+            path, f"face box {tuple(face_box)} lies outside the {img.width}x{img.height} image"
+        )
+    return img.crop((left, top, right, bottom))
+
+
+def load_image(
+    path: str | os.PathLike,
+    size: int | Sequence[int],
+    channels: int = 3,
+    face_box: Sequence[int] | None = None,
+    min_size: int = DEFAULT_MIN_SIZE,
+    max_pixels: int | None = None,
+) -> np.ndarray:
+    """Decode ``path`` to uint8 ``(H, W, channels)`` with ``(H, W)`` from ``size``.
+
+    ``face_box`` is ``(x, y, w, h)`` in pixels of the upright image; it is clipped to the image.
+    ``min_size``: the (cropped) region must be at least this many pixels on both sides.
+    ``max_pixels``: refuse images with more pixels than this (default: Pillow's
+    ``Image.MAX_IMAGE_PIXELS``, about 89 megapixels) before decoding them.
+    Raises BadImageError for a missing, unreadable, corrupt, too large or too small image.
+    """
+    height, width = image_size_hw(size)
+    check_channels(channels)
+    name = os.fspath(path)
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    try:
+        with Image.open(name) as img:
+            n_pixels = img.width * img.height
+            if limit is not None and n_pixels > limit:
+                raise BadImageError(
+                    name, f"image claims {img.width}x{img.height} = {n_pixels} pixels, above the "
+                    f"limit of {limit} (possible decompression bomb); raise max_pixels if it is genuine",
+                )
+            img.load()
+            ImageOps.exif_transpose(img, in_place=True)
+    except BadImageError:
+        raise
+    except FileNotFoundError:
+        raise BadImageError(name, "file not found") from None
+    except (PermissionError, IsADirectoryError) as exc:
+        raise BadImageError(name, f"cannot read the file ({exc.strerror})") from None
+    except Image.DecompressionBombError as exc:
+        raise BadImageError(name, f"possible decompression bomb ({exc})") from None
+    except UnidentifiedImageError:
+        size_bytes = os.path.getsize(name)
+        what = "empty file (0 bytes)" if size_bytes == 0 else f"not a recognised image format ({size_bytes} bytes)"
+        raise BadImageError(name, what) from None
+    except _DECODE_ERRORS as exc:
+        raise BadImageError(name, f"truncated or corrupt image data ({exc})") from None
+    flat = _flatten(img)  # decoded: usable after the file is closed
+    if face_box is not None:
+        flat = _crop_box(flat, face_box, name)
+    if flat.width < min_size or flat.height < min_size:
+        region = "face box" if face_box is not None else "image"
+        raise BadImageError(
+            name, f"{region} is {flat.width}x{flat.height}, smaller than min_size={min_size} px on a side"
+        )
+    target_mode = "L" if channels == 1 else "RGB"
+    if flat.mode != target_mode:
+        flat = flat.convert(target_mode)
+    if flat.size != (width, height):
+        flat = flat.resize((width, height), Image.Resampling.BILINEAR)
+    arr = np.asarray(flat, dtype=np.uint8)
+    return arr[:, :, None] if channels == 1 else arr

@@ -1,0 +1,154 @@
+"""Stream training batches from a :class:`~kerascv_emotion.data.cache.CachedSplit` into ``model.fit``.
+
+``ImageBatches`` is a ``keras.utils.PyDataset``: Keras runs ``__getitem__`` in ``workers``
+threads (or processes). Batch ``b`` of epoch ``e`` is a pure function of ``(seed, e, b)``:
+the epoch's order is a permutation drawn from ``SeedSequence([seed, e])`` and the batch's
+augmentations from ``SeedSequence([seed, e, b])``, so results are reproducible and do not
+depend on which worker builds which batch, and no two batches or epochs share a random
+stream. Each worker thread augments with its own copy of the pipeline.
+
+Note: ``model.fit(shuffle=True)`` (Keras' default) also shuffles the *order* in which it
+requests batches, with Python's global ``random``; the dataset already reshuffles every
+epoch, so pass ``shuffle=False`` to ``fit`` for runs that repeat exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+import albumentations as A
+import keras
+import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
+
+from kerascv_emotion.augment import AugmentSpec, get_augmentation, seed_augmentation
+from kerascv_emotion.data.cache import CachedSplit
+from kerascv_emotion.errors import ConfigError, DataError
+
+TASKS = ("classification", "regression")
+
+
+def class_weights(label_ids: np.ndarray, num_classes: int) -> dict[int, float]:
+    """"Balanced" weights ``n / (k * count[c])`` per class id (scikit-learn's
+    ``compute_class_weight``; ``k`` = classes present). Absent classes get 1.0.
+    """
+    label_ids = np.asarray(label_ids, dtype=np.int64)
+    present = np.unique(label_ids)
+    if present.size and (present[0] < 0 or present[-1] >= num_classes):
+        raise DataError(f"label ids {present.tolist()} fall outside 0..{num_classes - 1}")
+    weights = {c: 1.0 for c in range(num_classes)}
+    if present.size:
+        balanced = compute_class_weight("balanced", classes=present, y=label_ids)
+        weights.update({int(c): float(w) for c, w in zip(present, balanced, strict=True)})
+    return weights
+
+
+class ImageBatches(keras.utils.PyDataset):
+    """Batches ``(x, y)`` or ``(x, y, sample_weight)`` of a cached split.
+
+    ``x`` float32 ``(B, H, W, C)`` in [0, 1]; ``y`` one-hot float32 ``(B, K)``
+    (classification) or float32 ``(B, 2)`` valence/arousal (regression); ``sample_weight``
+    float32 ``(B,)`` = ``class_weight[label_id]`` when ``class_weight`` is given.
+    ``augment`` is anything :func:`kerascv_emotion.augment.get_augmentation` accepts; it
+    must keep the image shape. The last batch of an epoch may be smaller.
+    """
+
+    def __init__(
+        self,
+        cached: CachedSplit,
+        batch_size: int = 32,
+        task: str = "classification",
+        augment: AugmentSpec = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        class_weight: dict[int, float] | None = None,
+        workers: int = 1,
+        use_multiprocessing: bool = False,
+        max_queue_size: int = 10,
+    ) -> None:
+        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
+        if task not in TASKS:
+            raise ConfigError(f"task={task!r}: use one of {TASKS}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size={batch_size}: use 1 or more")
+        if len(cached) == 0:
+            raise DataError(f"split {cached.split!r} has no images to batch")
+        if task == "regression" and cached.valence_arousal is None:
+            raise DataError(f"split {cached.split!r} has no valence/arousal for every image; a regression task needs them")
+        self.cached = cached
+        self.batch_size = batch_size
+        self.task = task
+        self.augment = get_augmentation(augment)
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self._sample_weight: np.ndarray | None = None
+        if class_weight is not None:
+            missing = sorted(set(np.unique(cached.label_ids).tolist()) - set(class_weight))
+            unknown = sorted(c for c in class_weight if not 0 <= int(c) < cached.num_classes)
+            if missing or unknown:
+                raise ConfigError(
+                    f"class_weight must map every class id 0..{cached.num_classes - 1} present in the "
+                    f"split to a weight; missing {missing}, unknown {unknown}"
+                )
+            self._sample_weight = np.zeros(cached.num_classes, dtype=np.float32)
+            for c, w in class_weight.items():
+                self._sample_weight[int(c)] = w
+        self._local = threading.local()
+        self._order = self._epoch_order()
+
+    def __len__(self) -> int:
+        return -(-len(self.cached) // self.batch_size)
+
+    def _epoch_order(self) -> np.ndarray:
+        n = len(self.cached)
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch])).permutation(n)
+
+    def on_epoch_end(self) -> None:
+        """Advance to the next epoch: new order, new augmentation streams.
+
+        ``epoch`` counts these calls; ``fit`` also makes one before its first epoch.
+        """
+        self.epoch += 1
+        self._order = self._epoch_order()
+
+    def _thread_augment(self) -> A.Compose:
+        """This thread's own copy of the augmentation pipeline."""
+        aug = getattr(self._local, "augment", None)
+        if aug is None:
+            aug = self._local.augment = copy.deepcopy(self.augment)
+        return aug
+
+    def _augment_batch(self, images: np.ndarray, index: int) -> np.ndarray:
+        aug = seed_augmentation(self._thread_augment(), np.random.SeedSequence([self.seed, self.epoch, index]))
+        out = np.empty_like(images)
+        for i, image in enumerate(images):
+            result = aug(image=image)["image"]
+            if result.shape != image.shape:
+                raise ConfigError(
+                    f"augmentation changed an image's shape from {image.shape} to {result.shape}; "
+                    "use a square image_size with covid_paper, or a shape-preserving pipeline"
+                )
+            out[i] = result
+        return out
+
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range 0..{len(self) - 1}")
+        order = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        images = np.asarray(self.cached.images[order])
+        if self.augment is not None:
+            images = self._augment_batch(images, index)
+        x = images.astype(np.float32) / np.float32(255.0)
+        labels = self.cached.label_ids[order]
+        if self.task == "classification":
+            y = np.eye(self.cached.num_classes, dtype=np.float32)[labels]
+        else:
+            y = np.asarray(self.cached.valence_arousal[order], dtype=np.float32)
+        if self._sample_weight is None:
+            return x, y
+        return x, y, self._sample_weight[labels]
