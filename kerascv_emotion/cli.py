@@ -101,7 +101,12 @@ def index_command(root: Path, out: Path, fmt: str, val_fraction: float, test_fra
                   class_map: tuple[str, ...], classes: str | None, images_dir: Path | None, task: str,
                   dedupe: bool) -> None:
     """Index the images under ROOT (class folders, or a known data set's files) into OUT."""
-    from kerascv_emotion.data.readers import build_index, default_images_dir, drop_duplicates, find_duplicates
+    from kerascv_emotion.data.readers import (
+        build_index,
+        default_images_dir,
+        drop_duplicates,
+        find_duplicates,
+    )
 
     if fmt == "fer2013-csv" and images_dir is None:
         images_dir = default_images_dir(out)

@@ -4,8 +4,9 @@ Snakemake (and AGPL albumentationsx) out of the library's own dependencies."""
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 
