@@ -105,17 +105,29 @@ def cache_key(
 
 
 class _Progress:
-    """A one-line stderr progress bar (``\\r``-updated), silent when disabled."""
+    """A one-line stderr progress bar (``\\r``-updated), silent when disabled. Written to a
+    file or pipe (a Snakemake log), it prints a line at each tenth instead of redrawing."""
 
     def __init__(self, label: str, total: int, enabled: bool, stream: TextIO | None = None) -> None:
         self.label, self.total, self.enabled = label, total, enabled
         self.stream = stream or sys.stderr
         self.start = time.perf_counter()
+        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.last_tenth = -1
 
     def update(self, done: int) -> None:
         if not self.enabled:
             return
         frac = done / max(self.total, 1)
+        if not self.interactive:
+            tenth = int(10 * frac)
+            if tenth == self.last_tenth:
+                return
+            self.last_tenth = tenth
+            elapsed = time.perf_counter() - self.start
+            self.stream.write(f"{self.label}: {done}/{self.total} {elapsed:.0f}s\n")
+            self.stream.flush()
+            return
         bar = "#" * int(30 * frac)
         elapsed = time.perf_counter() - self.start
         self.stream.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} {elapsed:.0f}s")
