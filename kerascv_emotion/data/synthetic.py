@@ -486,11 +486,11 @@ def _render_xray(label: str, rng: np.random.Generator, size: int) -> Image.Image
                 for _ in range(int(rng.integers(3, 7))):
                     x = cx + s * (lat[s] - rng.uniform(0.03, 0.12) * w)
                     y = rng.uniform(apex + 0.45 * (b - apex), b - 0.02 * w)
-                    rx, ry = rng.uniform(0.04, 0.1, 2) * w
+                    rx, ry = rng.uniform(0.05, 0.12, 2) * w
                     d.ellipse((x - rx, y - ry, x + rx, y + ry), fill=int(rng.uniform(120, 255)))
 
         lesion = _mask(w, ggo, rng.uniform(0.03, 0.05) * w) * (0.4 + 0.6 * _smooth_noise(rng, w, 7))
-        img += lesion * aerated * rng.uniform(0.08, 0.28)
+        img += lesion * aerated * rng.uniform(0.12, 0.36)
     elif label == "viral_pneumonia":
         s = int(rng.choice([-1, 1]))
         b = base - lift[s]
