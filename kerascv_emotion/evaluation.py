@@ -68,7 +68,7 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     if not any(r.split == split for r in index.records):
         raise DataError(f"index {index_path} has no '{split}' images (it has {index.splits()})")
     cached = load_split(index, split, int(config["image_size"]), int(config["channels"]),
-                        cache_dir=Path(config["cache_dir"]) if config.get("cache_dir") else None,
+                        cache_dir=Path(config["cache_dir"]) if config.get("cache_dir") else index_path.parent / ".cache",
                         on_bad_image=on_bad_image or config.get("on_bad_image", "skip"))
     model = load_model(run_dir / "model.keras")
     batches = ImageBatches(cached, batch_size=batch_size, task=task, augment=None, shuffle=False)

@@ -153,7 +153,7 @@ def _load_data(settings: TrainSettings, num_outputs_hint: int | None = None) -> 
             raise DataError(f"index {settings.index} has no '{split}' images; re-index with a val fraction > 0")
     if settings.task == "regression" and not index.has_valence_arousal:
         raise DataError(f"index {settings.index} lacks valence/arousal for some rows; a regression run needs them")
-    cache_dir = Path(settings.cache_dir) if settings.cache_dir else None
+    cache_dir = Path(settings.cache_dir) if settings.cache_dir else Path(settings.index).parent / ".cache"
     train_split = load_split(index, "train", settings.image_size, settings.channels,
                              cache_dir=cache_dir, on_bad_image=settings.on_bad_image)
     val_split = load_split(index, "val", settings.image_size, settings.channels,
@@ -379,8 +379,9 @@ def _fit_phase(model: Any, settings: TrainSettings, data: _Data, work: Path, pha
     _repair_backup(work / f"backup-{phase}")
     best_so_far = _resume_threshold(work, phase, settings, best_so_far)
     callbacks, checkpoint = _callbacks(settings, data, work, phase, best_so_far, verbose)
+    # ImageBatches shuffles itself, seeded per epoch; Keras's own shuffle would reorder it again
     model.fit(data.train, epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
-              callbacks=callbacks, verbose=0)
+              callbacks=callbacks, verbose=0, shuffle=False)
     path = Path(checkpoint.filepath)
     raw = checkpoint.best
     best = float(raw) if raw is not None and np.isfinite(raw) else best_so_far
