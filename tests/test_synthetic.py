@@ -73,9 +73,9 @@ def test_xrays_layout_modes_and_classes(tmp_path: Path, classes: tuple[str, ...]
             assert np.asarray(img).std() > 5
 
 
-def test_xray_image_does_not_depend_on_the_class_list(tmp_path: Path) -> None:
+def test_an_image_does_not_depend_on_per_class_or_the_class_list(tmp_path: Path) -> None:
     generate_xrays(tmp_path / "two", per_class=2, size=32, seed=3, classes=("normal", "covid"))
-    generate_xrays(tmp_path / "three", per_class=2, size=32, seed=3, classes=XRAY_CLASSES)
+    generate_xrays(tmp_path / "three", per_class=3, size=32, seed=3, classes=XRAY_CLASSES)
     for name in ("normal/normal_00002.png", "covid/covid_00001.png"):
         assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "three" / name).read_bytes()
 

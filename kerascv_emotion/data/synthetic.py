@@ -10,8 +10,10 @@ random stream from ``(seed, dataset, class, number)``: an image does not change 
 The images are meant to be learnable but not trivial: expressions vary in intensity
 (a weak contempt is close to neutral, fear and surprise share raised brows and wide eyes,
 anger and disgust share lowered, knit brows) under random pose, lighting, skin tone,
-background, noise and occlusion; COVID ground-glass opacities can be very faint and compete
-with vessels, ribs and breast shadows.
+background, noise and occlusion; COVID ground-glass opacities can be faint and compete with
+vessels, ribs and breast shadows. Calibrated so that a small CNN trained from scratch for 12
+epochs (Adam 1e-3, batch 32, 64 px, 105 training images per class) reaches about 70-85 %
+test accuracy, not 100 %.
 """
 
 from __future__ import annotations
@@ -85,9 +87,9 @@ _EXPRESSIONS: dict[str, _Expression] = {
     "sad": _Expression(brow_inner=1.0, brow_knit=0.35, eye_open=-0.45, squint=0.1,
                        mouth_curve=-0.85, mouth_stretch=-0.1, lip_press=0.25),
     "surprise": _Expression(brow_raise=1.0, brow_inner=0.25, eye_open=0.9, mouth_open=1.0,
-                            mouth_stretch=-0.35),
-    "fear": _Expression(brow_raise=0.65, brow_inner=0.7, brow_knit=0.55, eye_open=0.85,
-                        mouth_curve=-0.3, mouth_open=0.5, mouth_stretch=0.4),
+                            mouth_stretch=-0.45),
+    "fear": _Expression(brow_raise=0.6, brow_inner=0.75, brow_knit=0.6, eye_open=0.85,
+                        mouth_curve=-0.35, mouth_open=0.4, mouth_stretch=0.6),
     "anger": _Expression(brow_raise=-0.75, brow_inner=-0.9, brow_knit=1.0, eye_open=0.1,
                          squint=0.45, mouth_curve=-0.25, mouth_open=0.2, mouth_stretch=-0.15,
                          lip_press=0.85, teeth=True),
@@ -156,44 +158,48 @@ def _expression_params(label: str, intensity: float, rng: np.random.Generator) -
     return params
 
 
-def _draw_face(rng: np.random.Generator, w: int, p: dict[str, float], teeth: bool) -> tuple[Image.Image, Image.Image]:
-    """Draw an upright face centred in a ``w x w`` canvas; returns (RGB face, L silhouette mask)."""
-    face = Image.new("RGB", (w, w), (0, 0, 0))
-    mask = Image.new("L", (w, w), 0)
-    draw = ImageDraw.Draw(face, "RGBA")
-    mdraw = ImageDraw.Draw(mask)
+_ARC = [(math.cos(t), math.sin(t)) for t in np.linspace(0.0, 2 * math.pi, 33)[:-1]]
+
+
+def _draw_face(img: Image.Image, rng: np.random.Generator, p: dict[str, float], teeth: bool) -> None:
+    """Draw a face with expression parameters ``p`` onto the square RGB ``img``, in place.
+
+    The face has its own frame (head ellipse = [-1, 1]^2); a random pose (rotation, offset)
+    and scale map it to pixels, so every shape is drawn already rotated.
+    """
+    w = img.width
+    draw = ImageDraw.Draw(img, "RGBA")
     skin = _SKIN_LIGHT + rng.random() ** 1.3 * (_SKIN_DARK - _SKIN_LIGHT)
     skin = skin * rng.normal(1.0, 0.04, 3)
     hair = _HAIR[int(rng.integers(len(_HAIR)))]
     lip = _shade(skin, (0.7, 0.45, 0.45))
-    cx, cy = w / 2, w * 0.5
+    cx, cy = w * (0.5 + rng.normal(0, 0.02, 2))
     a = w * 0.31 * rng.uniform(0.94, 1.06)  # half-width of the head, px
     b = a * rng.uniform(1.15, 1.3)  # half-height, px
+    angle = math.radians(rng.normal(0, 4))
+    cos, sin = math.cos(angle), math.sin(angle)
 
     def pt(x: float, y: float) -> Point:
-        return cx + x * a, cy + y * b
+        return cx + x * a * cos - y * b * sin, cy + x * a * sin + y * b * cos
 
-    def box(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
-        return (*pt(x0, y0), *pt(x1, y1))
+    def oval(x0: float, y0: float, x1: float, y1: float, upper_half: bool = False) -> list[Point]:
+        """Polygon of the ellipse inscribed in the face-frame box (its top half: a chord)."""
+        mx, my, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+        return [pt(mx + rx * c, my + ry * s) for c, s in _ARC if not upper_half or s <= 0]
 
     def px(v: float) -> int:
         return max(1, int(round(v * b)))
 
-    def both(shape: str, bbox: tuple[float, float, float, float], color: Color) -> None:
-        getattr(draw, shape)(bbox, fill=color)
-        getattr(mdraw, shape)(bbox, fill=255)
-
     if rng.random() < 0.4:  # long hair behind the head
-        both("ellipse", box(-1.2, -1.15, 1.2, rng.uniform(0.4, 1.1)), hair)
-    both("rectangle", box(-0.45, 0.6, 0.45, 2.5), _shade(skin, 0.85))  # neck
+        draw.polygon(oval(-1.2, -1.15, 1.2, rng.uniform(0.4, 1.1)), fill=hair)
+    draw.polygon([pt(-0.45, 0.6), pt(0.45, 0.6), pt(0.45, 2.5), pt(-0.45, 2.5)], fill=_shade(skin, 0.85))  # neck
     for s in (-1, 1):  # ears
-        both("ellipse", box(s * 1.0 - 0.1, -0.25, s * 1.0 + 0.1, 0.12), _shade(skin, 0.92))
-    both("ellipse", box(-1, -1, 1, 1), _shade(skin, 1.0))
+        draw.polygon(oval(s * 1.0 - 0.1, -0.25, s * 1.0 + 0.1, 0.12), fill=_shade(skin, 0.92))
+    draw.polygon(oval(-1, -1, 1, 1), fill=_shade(skin, 1.0))
     if rng.random() < 0.85:  # hair cap down to the hairline
         hairline = rng.uniform(-0.8, -0.45)
         top = -1.12
-        draw.chord(box(-1.06, top, 1.06, 2 * hairline - top), 180, 360, fill=hair)
-        mdraw.chord(box(-1.06, top, 1.06, 2 * hairline - top), 180, 360, fill=255)
+        draw.polygon(oval(-1.06, top, 1.06, 2 * hairline - top, upper_half=True), fill=hair)
 
     crease = _shade(skin, 0.7)
     # forehead lines when the brows go up (AU1+2)
@@ -249,7 +255,7 @@ def _draw_face(rng: np.random.Generator, w: int, p: dict[str, float], teeth: boo
     draw.line([pt(0.05, -0.05), pt(0.08, nose_y - 0.07)], fill=(*crease, 90), width=px(0.015))
     flare = 1 + 0.5 * p["nose_wrinkle"]
     for s in (-1, 1):
-        draw.ellipse(box(s * 0.075 - 0.035 * flare, nose_y - 0.015, s * 0.075 + 0.035 * flare, nose_y + 0.015),
+        draw.polygon(oval(s * 0.075 - 0.035 * flare, nose_y - 0.015, s * 0.075 + 0.035 * flare, nose_y + 0.015),
                      fill=_shade(skin, 0.45))
     draw.line(_bezier(pt(-0.14 * flare, nose_y - 0.02), pt(0.14 * flare, nose_y - 0.02), pt(0, nose_y + 0.035)),
               fill=(*crease, 100), width=px(0.012))
@@ -290,10 +296,9 @@ def _draw_face(rng: np.random.Generator, w: int, p: dict[str, float], teeth: boo
             draw.polygon(upper + teeth_lo[::-1], fill=(236, 234, 222))
     draw.line(upper, fill=_shade(lip, 0.4), width=px(0.018), joint="curve")
     if p["smirk"] > 0.25:  # dimple at the raised corner
-        cxs, cys = (left, right)[side > 0]
-        draw.line([(cxs + side * 0.02 * a, cys - 0.04 * b), (cxs + side * 0.045 * a, cys + 0.03 * b)],
+        corner_x = mw if side > 0 else -mw
+        draw.line([pt(corner_x + side * 0.02, corner_y[side] - 0.04), pt(corner_x + side * 0.045, corner_y[side] + 0.03)],
                   fill=(*crease, int(min(1.0, p["smirk"]) * 150)), width=px(0.012))
-    return face, mask
 
 
 def _occlude(rng: np.random.Generator, img: Image.Image) -> None:
@@ -316,16 +321,11 @@ def _occlude(rng: np.random.Generator, img: Image.Image) -> None:
 def _render_face(label: str, rng: np.random.Generator, size: int) -> tuple[Image.Image, float, float]:
     """One ``size x size`` RGB face of ``label``; returns (image, valence, arousal)."""
     w = size * _SS
-    intensity = float(rng.uniform(0.3, 1.0))
+    intensity = float(rng.uniform(0.4, 1.0))
     expr = _EXPRESSIONS[label]
     params = _expression_params(label, intensity, rng)
-    face, mask = _draw_face(rng, w, params, expr.teeth)
-    angle = float(rng.normal(0, 4))
-    shift = tuple(float(v) for v in rng.normal(0, 0.02 * w, 2))
-    face.putalpha(mask)
-    face = face.rotate(angle, resample=Image.Resampling.BILINEAR, translate=shift)
     img = _background(rng, w)
-    img.paste(face, (0, 0), face)
+    _draw_face(img, rng, params, expr.teeth)
     if rng.random() < 0.1:
         _occlude(rng, img)
     img = img.resize((size, size), Image.Resampling.LANCZOS)
