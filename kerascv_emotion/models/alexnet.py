@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import keras
-from keras import layers
 
 from kerascv_emotion.models.blocks import (
-    HEAD_START,
     check_rate,
     conv_bn_relu,
-    dense_bn_relu_dropout,
     image_input,
-    output_layer,
+    paper_head,
     pool_dropout,
 )
 from kerascv_emotion.models.registry import register_model
@@ -42,7 +39,4 @@ def alexnet(
     for index, (filters, kernel) in enumerate(ALEXNET_CONVS, start=1):
         x = conv_bn_relu(x, filters, kernel, name=f"block{index}_conv")
         x = pool_dropout(x, f"block{index}", pool_rate)
-    x = layers.Flatten(name=HEAD_START)(x)
-    x = dense_bn_relu_dropout(x, 1024, "fc1", dropout)
-    x = dense_bn_relu_dropout(x, 1024, "fc2", dropout)
-    return keras.Model(inputs, output_layer(x, num_classes, head), name="alexnet")
+    return paper_head(inputs, x, num_classes, head, dropout, name="alexnet")

@@ -124,3 +124,13 @@ def output_layer(x: keras.KerasTensor, num_classes: int, head: str) -> keras.Ker
     else:
         units, activation = int(num_classes), "softmax"
     return layers.Dense(units, activation=activation, dtype="float32", name=PREDICTIONS)(x)
+
+
+def paper_head(inputs: keras.KerasTensor, features: keras.KerasTensor, num_classes: int, head: str,
+               dropout: float, name: str) -> keras.Model:
+    """Hewitt & Gunes' head shared by alexnet and vgg: Flatten (:data:`HEAD_START`), two dense
+    blocks of 1024 (Dense no bias -> BN -> ReLU -> Dropout(``dropout``)), the output layer."""
+    x = layers.Flatten(name=HEAD_START)(features)
+    x = dense_bn_relu_dropout(x, 1024, "fc1", dropout)
+    x = dense_bn_relu_dropout(x, 1024, "fc2", dropout)
+    return keras.Model(inputs, output_layer(x, num_classes, head), name=name)
