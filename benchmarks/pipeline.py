@@ -1,7 +1,7 @@
 """Input-pipeline benchmark: prints its figures (see benchmarks/README.md, "Input pipeline").
 
-(a) epoch time of the paper's VGG at 64 px fed by ``ImageBatches`` from the cache with
-    ``paper_face`` augmentation, over the same model fed in-memory float32 tensors without
+(a) epoch time of the paper's VGG at 64 px fed from the cache with ``paper_face`` augmentation
+    by ``ImageBatches.as_tf_dataset`` (the feed training uses), over the same model fed in-memory float32 tensors without
     augmentation (ratio; target <= 1.10);
 (b) cache build over N generated small images (48 px JPEG/PNG): time and the build process's
     peak resident memory (each build runs in a fresh child process; its ``VmHWM``), and the time ratio of
@@ -163,9 +163,11 @@ def bench_augment(n_images: int, size: int = 64) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------- (a) VGG epoch time
-def bench_epoch(n_images: int, epochs: int, workdir: Path, workers_list: list[int], repeat: int) -> dict[str, object]:
+def bench_epoch(n_images: int, epochs: int, workdir: Path, workers_list: list[int], repeat: int,
+                pydataset: bool) -> dict[str, object]:
     """Epoch time (wall and process CPU; median over epochs 2.., best of ``repeat`` fits, the
-    configurations interleaved) of VGG 64 px: in-memory tensors vs ImageBatches + paper_face."""
+    configurations interleaved) of VGG 64 px: in-memory tensors vs ``ImageBatches.as_tf_dataset``
+    (what training uses) without and with paper_face, and optionally the ``PyDataset`` itself."""
     import keras
 
     from kerascv_emotion.data.cache import load_split
@@ -189,31 +191,37 @@ def bench_epoch(n_images: int, epochs: int, workdir: Path, workers_list: list[in
     x = np.asarray(cached.images, dtype=np.float32) / np.float32(255.0)
     y = np.eye(len(CLASSES), dtype=np.float32)[cached.label_ids]
 
-    def fit(workers: int, augment: str | None) -> tuple[float, float]:
+    def fit(feed: str, workers: int, augment: str | None) -> tuple[float, float]:
         keras.utils.set_random_seed(0)
         model = build_model("vgg", (64, 64, 3), len(CLASSES))
         model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
         timer = EpochTimer()
-        if workers == 0:  # the baseline: in-memory tensors, no augmentation
+        if feed == "arrays":  # the baseline: in-memory tensors, no augmentation
             model.fit(x, y, batch_size=32, shuffle=True, epochs=epochs, verbose=0, callbacks=[timer])
-        else:
-            ds = ImageBatches(cached, batch_size=32, augment=augment, seed=0, workers=workers)
+            return statistics.median(timer.wall[1:]), statistics.median(timer.cpu[1:])
+        ds = ImageBatches(cached, batch_size=32, augment=augment, seed=0, workers=workers)
+        if feed == "tf_data":  # what training uses
+            model.fit(ds.as_tf_dataset(), shuffle=False, epochs=epochs, verbose=0,
+                      callbacks=[ds.epoch_callback(), timer])
+        else:  # the PyDataset itself
             model.fit(ds, shuffle=False, epochs=epochs, verbose=0, callbacks=[timer])
         # the first epoch includes tracing
         return statistics.median(timer.wall[1:]), statistics.median(timer.cpu[1:])
 
-    # (label, workers, augmentation); workers=0 is the in-memory baseline
-    configs = [("in_memory", 0, None), ("cache_noaug_workers1", 1, None)]
-    configs += [(f"cache_paper_face_workers{w}", w, "paper_face") for w in workers_list]
+    # (label, feed, workers, augmentation); "arrays" is the in-memory baseline
+    configs = [("in_memory", "arrays", 0, None), ("tf_data_noaug_workers1", "tf_data", 1, None)]
+    configs += [(f"tf_data_paper_face_workers{w}", "tf_data", w, "paper_face") for w in workers_list]
+    if pydataset:
+        configs += [("pydataset_paper_face_workers1", "pydataset", 1, "paper_face")]
     times: dict[str, list[tuple[float, float]]] = {c[0]: [] for c in configs}
     for _ in range(repeat):
-        for label, workers, augment in configs:
-            times[label].append(fit(workers, augment))
+        for label, feed, workers, augment in configs:
+            times[label].append(fit(feed, workers, augment))
             print(f"  VGG 64 px, {n_images} images, {label}: {times[label][-1][0]:.2f} s/epoch wall, "
                   f"{times[label][-1][1]:.2f} s CPU", flush=True)
     result: dict[str, object] = {"n_images": n_images, "epochs": epochs, "batch_size": 32, "repeat": repeat}
     base_wall, base_cpu = min(t[0] for t in times["in_memory"]), min(t[1] for t in times["in_memory"])
-    for label, _, _ in configs:
+    for label, *_ in configs:
         wall, cpu = min(t[0] for t in times[label]), min(t[1] for t in times[label])
         result[label] = {"wall_s": wall, "cpu_s": cpu, "wall_ratio": wall / base_wall, "cpu_ratio": cpu / base_cpu}
         print(f"  best of {repeat}: {label}: {wall:.2f} s wall (ratio {wall / base_wall:.3f}), "
@@ -227,6 +235,7 @@ def main() -> None:
     parser.add_argument("--only", default="abc", help="which parts to run, e.g. 'b' or 'ac'")
     parser.add_argument("--sizes", default=None, help="comma-separated image counts for (b)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per configuration in (a) and (b); the fastest counts")
+    parser.add_argument("--pydataset", action="store_true", help="(a): also time the PyDataset feed")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir, removed)")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     parser.add_argument("--child-build", nargs=4, metavar=("INDEX", "CACHE", "SIZE", "WORKERS"), help=argparse.SUPPRESS)
@@ -252,7 +261,8 @@ def main() -> None:
             report["cache"] = bench_cache(sizes, workdir, args.repeat)
         if "a" in args.only:
             print("(a) VGG epoch time", flush=True)
-            report["epoch"] = bench_epoch(256 if args.quick else 1024, 3, workdir, [1, 2], args.repeat)
+            report["epoch"] = bench_epoch(256 if args.quick else 1024, 3, workdir, [1, 2], args.repeat,
+                                          args.pydataset)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

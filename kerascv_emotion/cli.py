@@ -143,6 +143,21 @@ def _check_arch(arch: str) -> None:
         raise ConfigError(f"unknown --arch {arch!r}; available: {', '.join(names)}")
 
 
+def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``("dropout=0.2", "alpha=0.5")`` -> ``{"dropout": 0.2, "alpha": 0.5}``; a value is read
+    as JSON (numbers, true/false, null), else kept as a string."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--arch-option {pair!r}: write KEY=VALUE, e.g. dropout=0.2")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
 def _augment_option(value: str) -> str | dict | None:
     """``--augment`` takes a pipeline name, ``none``, or a JSON object for a custom pipeline."""
     if value.strip().startswith("{"):
@@ -201,10 +216,13 @@ def _with(options: list[Any]) -> Any:
 @click.option("--tensorboard", is_flag=True)
 @click.option("--mixed-precision", is_flag=True, help="mixed_float16 on a GPU (ignored on CPU).")
 @click.option("--weights", default=None, help="keras:<Application> only: a local weights file.")
+@click.option("--arch-option", "arch_options", multiple=True, metavar="KEY=VALUE",
+              help="An option of the architecture's builder, e.g. dropout=0.2 or alpha=0.5 (repeatable).")
 @_with(_common_data_options + _device_options)
 def train(index_path: Path, arch: str, out: Path, task: str, image_size: int, channels: str, epochs: int,
           learning_rate: float, patience: int | None, reduce_lr_patience: int | None, tensorboard: bool,
-          mixed_precision: bool, weights: str | None, batch_size: int, augment: str, seed: int,
+          mixed_precision: bool, weights: str | None, arch_options: tuple[str, ...], batch_size: int,
+          augment: str, seed: int,
           class_weight: str, monitor: str | None, on_bad_image: str, workers: int, cache_dir: Path | None,
           threads: int, gpus: int) -> None:
     """Train one model on an index into the run directory OUT."""
@@ -222,7 +240,8 @@ def train(index_path: Path, arch: str, out: Path, task: str, image_size: int, ch
         learning_rate=learning_rate, class_weight=None if class_weight == "none" else class_weight,
         monitor=monitor, patience=patience, reduce_lr_patience=reduce_lr_patience, on_bad_image=on_bad_image,
         workers=workers, cache_dir=str(cache_dir) if cache_dir else None, tensorboard=tensorboard,
-        mixed_precision=mixed_precision, arch_kwargs={"weights": weights} if weights else {},
+        mixed_precision=mixed_precision,
+        arch_kwargs=_parse_arch_options(arch_options) | ({"weights": weights} if weights else {}),
     )
     run = train_run(settings, out)
     click.echo(f"wrote {run / 'model.keras'}")

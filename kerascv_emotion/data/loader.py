@@ -97,16 +97,20 @@ class ImageBatches(keras.utils.PyDataset):
             for c, w in class_weight.items():
                 self._sample_weight[int(c)] = w
         self._local = threading.local()
-        self._order = self._epoch_order()
+        self._orders: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return -(-len(self.cached) // self.batch_size)
 
-    def _epoch_order(self) -> np.ndarray:
+    def _epoch_order(self, epoch: int) -> np.ndarray:
         n = len(self.cached)
         if not self.shuffle:
             return np.arange(n)
-        return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch])).permutation(n)
+        cached = self._orders.get(epoch)
+        if cached is None:
+            cached = np.random.default_rng(np.random.SeedSequence([self.seed, epoch])).permutation(n)
+            self._orders = {epoch: cached}  # the latest epoch's order only
+        return cached
 
     def on_epoch_end(self) -> None:
         """Advance to the next epoch: new order, new augmentation streams.
@@ -114,7 +118,6 @@ class ImageBatches(keras.utils.PyDataset):
         ``epoch`` counts these calls; ``fit`` also makes one before its first epoch.
         """
         self.epoch += 1
-        self._order = self._epoch_order()
 
     def _thread_augment(self) -> A.Compose:
         """This thread's own copy of the augmentation pipeline."""
@@ -123,8 +126,8 @@ class ImageBatches(keras.utils.PyDataset):
             aug = self._local.augment = copy.deepcopy(self.augment)
         return aug
 
-    def _augment_batch(self, images: np.ndarray, index: int) -> np.ndarray:
-        aug = seed_augmentation(self._thread_augment(), np.random.SeedSequence([self.seed, self.epoch, index]))
+    def _augment_batch(self, images: np.ndarray, epoch: int, index: int) -> np.ndarray:
+        aug = seed_augmentation(self._thread_augment(), np.random.SeedSequence([self.seed, epoch, index]))
         out = np.empty_like(images)
         for i, image in enumerate(images):
             result = aug(image=image)["image"]
@@ -136,19 +139,80 @@ class ImageBatches(keras.utils.PyDataset):
             out[i] = result
         return out
 
-    def __getitem__(self, index: int) -> tuple[Any, ...]:
+    def batch_arrays(self, epoch: int, index: int) -> tuple[np.ndarray, ...]:
+        """Batch ``index`` of ``epoch`` as ``(images, y)`` or ``(images, y, sample_weight)``,
+        ``images`` uint8 ``(B, H, W, C)``; a pure function of ``(seed, epoch, index)``."""
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range 0..{len(self) - 1}")
-        order = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        order = self._epoch_order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
         images = np.asarray(self.cached.images[order])
         if self.augment is not None:
-            images = self._augment_batch(images, index)
-        x = images.astype(np.float32) / np.float32(255.0)
+            images = self._augment_batch(images, epoch, index)
         labels = self.cached.label_ids[order]
         if self.task == "classification":
             y = np.eye(self.cached.num_classes, dtype=np.float32)[labels]
         else:
             y = np.asarray(self.cached.valence_arousal[order], dtype=np.float32)
         if self._sample_weight is None:
-            return x, y
-        return x, y, self._sample_weight[labels]
+            return images, y
+        return images, y, self._sample_weight[labels]
+
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        images, *rest = self.batch_arrays(self.epoch, index)
+        return (images.astype(np.float32) / np.float32(255.0), *rest)
+
+    def as_tf_dataset(self, chunk_batches: int = 16) -> Any:
+        """One epoch of these batches as a ``tf.data.Dataset`` of the same tuples.
+
+        Python builds ``chunk_batches`` batches per call (``workers`` calls in parallel, one
+        chunk ahead of the model), so the model waits neither on Python nor on a per-batch
+        hand-over (a ``PyDataset`` costs ~2x the epoch time of in-memory arrays on a 2-core
+        CPU; see benchmarks/README.md). The epoch is :attr:`epoch` when the dataset's iterator
+        starts: Keras starts one per epoch after ``on_epoch_begin``, so pass
+        :meth:`epoch_callback` to ``fit`` with it. Memory: ``workers + 1`` chunks of uint8
+        images. Batches and their order are those of :meth:`batch_arrays`.
+        """
+        import tensorflow as tf
+
+        if chunk_batches < 1:
+            raise ConfigError(f"chunk_batches={chunk_batches}: use 1 or more")
+        n_batches = len(self)
+        n_chunks = -(-n_batches // chunk_batches)
+        height, width, channels = self.cached.images.shape[1:]
+        y_width = self.cached.num_classes if self.task == "classification" else 2
+        weighted = self._sample_weight is not None
+
+        def chunk(c: np.int64) -> list[np.ndarray]:
+            first = int(c) * chunk_batches
+            parts = [self.batch_arrays(self.epoch, b) for b in range(first, min(first + chunk_batches, n_batches))]
+            return [np.concatenate(column) for column in zip(*parts, strict=True)]
+
+        types = [tf.uint8, tf.float32] + ([tf.float32] if weighted else [])
+
+        def load(c: tf.Tensor) -> tuple[tf.Tensor, ...]:
+            tensors = tf.numpy_function(chunk, [c], types, stateful=True)
+            shapes = [(None, height, width, channels), (None, y_width), (None,)]
+            for tensor, shape in zip(tensors, shapes, strict=False):
+                tensor.set_shape(shape)
+            return tuple(tensors)
+
+        def scale(images: tf.Tensor, *rest: tf.Tensor) -> tuple[tf.Tensor, ...]:
+            return (tf.cast(images, tf.float32) / 255.0, *rest)
+
+        dataset = tf.data.Dataset.range(n_chunks).map(load, num_parallel_calls=max(1, self.workers),
+                                                      deterministic=True)
+        # chunks hold whole batches (only an epoch's last batch is short), so re-batching inside
+        # each chunk restores batch_arrays' batches exactly
+        dataset = dataset.flat_map(lambda *t: tf.data.Dataset.from_tensor_slices(t).batch(self.batch_size))
+        return dataset.map(scale).prefetch(2)
+
+    def epoch_callback(self) -> keras.callbacks.Callback:
+        """A callback setting :attr:`epoch` to ``fit``'s epoch number at each epoch's start
+        (for :meth:`as_tf_dataset`; right after a resume from a backup too)."""
+        batches = self
+
+        class SetEpoch(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+                batches.epoch = epoch
+
+        return SetEpoch()

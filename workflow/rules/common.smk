@@ -62,6 +62,14 @@ def all_targets():
     return targets
 
 
+def arch_options(ds, arch):
+    """`--arch-option KEY=VALUE ...` from the dataset's `arch_options: {arch: {key: value}}`."""
+    import json
+
+    options = ds.get("arch_options", {}).get(arch, {})
+    return "".join(f"--arch-option {shlex.quote(f'{k}={json.dumps(v)}')} " for k, v in options.items())
+
+
 def data_options(ds):
     """CLI options shared by train and tune, from a dataset's config."""
     augment = ds.get("augment", "paper_face")
