@@ -381,8 +381,9 @@ def _fit_phase(model: Any, settings: TrainSettings, data: _Data, work: Path, pha
     callbacks, checkpoint = _callbacks(settings, data, work, phase, best_so_far, verbose)
     # fed through tf.data (a PyDataset costs ~2x the epoch time on CPU); the batches shuffle
     # themselves, seeded per epoch, so Keras must not reorder them again
-    model.fit(data.train.as_tf_dataset(), epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
-              callbacks=[data.train.epoch_callback(), *callbacks], verbose=0, shuffle=False)
+    model.fit(data.train.as_tf_dataset(), steps_per_epoch=len(data.train), epochs=initial_epoch + epochs,
+              initial_epoch=initial_epoch, callbacks=[data.train.epoch_callback(), *callbacks], verbose=0,
+              shuffle=False)
     path = Path(checkpoint.filepath)
     raw = checkpoint.best
     best = float(raw) if raw is not None and np.isfinite(raw) else best_so_far

@@ -77,3 +77,21 @@ def test_evaluate_unfinished_run_is_one_line_error(tmp_path: Path) -> None:
     result = _run_cli("evaluate", str(tmp_path / "run"))
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "kerascv-emotion train" in result.stderr
+
+
+def test_arch_options_reach_the_model_and_bad_ones_are_one_line_errors(tiny_xrays: Path, tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    _invoke("train", "--index", str(tiny_xrays), "--arch", "mobilenet", "--image-size", "32", "--epochs", "1",
+            "--arch-option", "alpha=0.25", "--arch-option", "dropout=0", "--out", str(run))
+    config = json.loads((run / "config.json").read_text())
+    assert config["arch_kwargs"] == {"alpha": 0.25, "dropout": 0}
+    import keras
+
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.get_layer("stem_conv").filters == 8  # 32 * alpha
+    for option, message in (("depth=3", "has no option(s) depth"), ("alpha", "KEY=VALUE")):
+        result = _run_cli("train", "--index", str(tiny_xrays), "--arch", "mobilenet", "--image-size", "32",
+                          "--epochs", "1", "--arch-option", option, "--out", str(tmp_path / "bad"))
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert len(errors) == 1 and message in errors[0]

@@ -287,33 +287,36 @@ def test_fit_with_worker_threads(tmp_path: Path) -> None:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_tf_dataset_gives_the_same_batches(workers: int) -> None:
     """as_tf_dataset yields batch_arrays' batches (augmented, weighted, last one short), in order,
-    for the epoch set when its iterator starts; chunks that split the epoch unevenly included."""
+    epoch after epoch from the epoch set when iteration starts; chunks that split an epoch
+    unevenly included."""
     rng = np.random.default_rng(1)
     cached = _cached(images=rng.integers(0, 256, (11, 6, 6, 3), dtype=np.uint8))
     ds = ImageBatches(cached, batch_size=2, augment="paper_face", seed=7, workers=workers,
                       class_weight={0: 1.0, 1: 2.0, 2: 3.0})
-    for epoch in (0, 3):
-        ds.epoch = epoch
-        got = list(ds.as_tf_dataset(chunk_batches=4).as_numpy_iterator())
-        assert [len(b[0]) for b in got] == [2, 2, 2, 2, 2, 1]
-        for index, (x, y, sw) in enumerate(got):
-            want = ds.batch_arrays(epoch, index)
-            np.testing.assert_array_equal(x, want[0].astype(np.float32) / np.float32(255))
-            np.testing.assert_array_equal(y, want[1])
-            np.testing.assert_array_equal(sw, want[2])
+    ds.epoch = 3
+    got = list(ds.as_tf_dataset(chunk_batches=4).take(2 * len(ds)).as_numpy_iterator())
+    assert [len(b[0]) for b in got] == [2, 2, 2, 2, 2, 1] * 2
+    for step, (x, y, sw) in enumerate(got):
+        epoch, index = divmod(step, len(ds))
+        want = ds.batch_arrays(3 + epoch, index)
+        np.testing.assert_array_equal(x, want[0].astype(np.float32) / np.float32(255))
+        np.testing.assert_array_equal(y, want[1])
+        np.testing.assert_array_equal(sw, want[2])
+    assert not np.array_equal(got[0][0], got[6][0]), "a new order and augmentation each epoch"
     with pytest.raises(ConfigError, match="chunk_batches"):
         ds.as_tf_dataset(chunk_batches=0)
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
-def test_fit_on_tf_dataset_follows_fit_epochs(tmp_path: Path) -> None:
-    """epoch_callback hands fit's epoch number (initial_epoch too) to the dataset."""
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_fit_on_tf_dataset_starts_at_fits_epoch(tmp_path: Path) -> None:
+    """epoch_callback hands fit's epoch number (here initial_epoch=2) to the dataset, and the
+    endless dataset with steps_per_epoch raises no 'ran out of data' warning."""
     cached = load_split(_make_index(tmp_path, n=12), "train", 8, cache_dir=tmp_path / "c", progress=False)
     ds = ImageBatches(cached, batch_size=4, augment="paper_face", seed=2)
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
     model.compile("sgd", "categorical_crossentropy")
-    seen: list[int] = []
+    seen = []
     record = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(ds.epoch))
-    history = model.fit(ds.as_tf_dataset(), epochs=4, initial_epoch=2, verbose=0, shuffle=False,
-                        callbacks=[ds.epoch_callback(), record])
+    history = model.fit(ds.as_tf_dataset(), steps_per_epoch=len(ds), epochs=4, initial_epoch=2, verbose=0,
+                        shuffle=False, callbacks=[ds.epoch_callback(), record])
     assert len(history.history["loss"]) == 2 and seen == [2, 3]

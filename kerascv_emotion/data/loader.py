@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import albumentations as A
@@ -162,15 +163,16 @@ class ImageBatches(keras.utils.PyDataset):
         return (images.astype(np.float32) / np.float32(255.0), *rest)
 
     def as_tf_dataset(self, chunk_batches: int = 16) -> Any:
-        """One epoch of these batches as a ``tf.data.Dataset`` of the same tuples.
+        """These batches as an endless ``tf.data.Dataset``, epoch after epoch, for
+        ``model.fit(dataset, steps_per_epoch=len(self), callbacks=[self.epoch_callback(), ...])``.
 
-        Python builds ``chunk_batches`` batches per call (``workers`` calls in parallel, one
-        chunk ahead of the model), so the model waits neither on Python nor on a per-batch
-        hand-over (a ``PyDataset`` costs ~2x the epoch time of in-memory arrays on a 2-core
-        CPU; see benchmarks/README.md). The epoch is :attr:`epoch` when the dataset's iterator
-        starts: Keras starts one per epoch after ``on_epoch_begin``, so pass
-        :meth:`epoch_callback` to ``fit`` with it. Memory: ``workers + 1`` chunks of uint8
-        images. Batches and their order are those of :meth:`batch_arrays`.
+        Python builds ``chunk_batches`` batches per call (with ``workers`` threads), one chunk
+        ahead of the model, so the model waits neither on Python nor on a per-batch hand-over
+        (feeding the ``PyDataset`` itself costs ~1.5x the CPU time of in-memory arrays on a
+        2-core machine; see benchmarks/README.md). Element ``i`` of epoch ``e`` is
+        ``batch_arrays(e, i)`` with the images scaled to float32 [0, 1]; the first epoch is
+        :attr:`epoch` when iteration starts (``epoch_callback`` sets it to ``fit``'s epoch,
+        also after a resume from a backup). Memory: two chunks of uint8 images.
         """
         import tensorflow as tf
 
@@ -180,17 +182,24 @@ class ImageBatches(keras.utils.PyDataset):
         n_chunks = -(-n_batches // chunk_batches)
         height, width, channels = self.cached.images.shape[1:]
         y_width = self.cached.num_classes if self.task == "classification" else 2
-        weighted = self._sample_weight is not None
+        types = [tf.uint8, tf.float32] + ([tf.float32] if self._sample_weight is not None else [])
+        first_epoch = [self.epoch]
 
-        def chunk(c: np.int64) -> list[np.ndarray]:
-            first = int(c) * chunk_batches
-            parts = [self.batch_arrays(self.epoch, b) for b in range(first, min(first + chunk_batches, n_batches))]
+        def chunk(counter: np.int64) -> list[np.ndarray]:
+            if counter == 0:
+                first_epoch[0] = self.epoch
+            epochs_in, c = divmod(int(counter), n_chunks)
+            epoch = first_epoch[0] + epochs_in
+            indices = range(c * chunk_batches, min((c + 1) * chunk_batches, n_batches))
+            if self.workers > 1:
+                with ThreadPoolExecutor(self.workers) as pool:
+                    parts = list(pool.map(lambda b: self.batch_arrays(epoch, b), indices))
+            else:
+                parts = [self.batch_arrays(epoch, b) for b in indices]
             return [np.concatenate(column) for column in zip(*parts, strict=True)]
 
-        types = [tf.uint8, tf.float32] + ([tf.float32] if weighted else [])
-
-        def load(c: tf.Tensor) -> tuple[tf.Tensor, ...]:
-            tensors = tf.numpy_function(chunk, [c], types, stateful=True)
+        def load(counter: tf.Tensor) -> tuple[tf.Tensor, ...]:
+            tensors = tf.numpy_function(chunk, [counter], types, stateful=True)
             shapes = [(None, height, width, channels), (None, y_width), (None,)]
             for tensor, shape in zip(tensors, shapes, strict=False):
                 tensor.set_shape(shape)
@@ -199,16 +208,15 @@ class ImageBatches(keras.utils.PyDataset):
         def scale(images: tf.Tensor, *rest: tf.Tensor) -> tuple[tf.Tensor, ...]:
             return (tf.cast(images, tf.float32) / 255.0, *rest)
 
-        dataset = tf.data.Dataset.range(n_chunks).map(load, num_parallel_calls=max(1, self.workers),
-                                                      deterministic=True)
         # chunks hold whole batches (only an epoch's last batch is short), so re-batching inside
         # each chunk restores batch_arrays' batches exactly
+        dataset = tf.data.Dataset.counter().map(load).prefetch(1)
         dataset = dataset.flat_map(lambda *t: tf.data.Dataset.from_tensor_slices(t).batch(self.batch_size))
         return dataset.map(scale).prefetch(2)
 
     def epoch_callback(self) -> keras.callbacks.Callback:
         """A callback setting :attr:`epoch` to ``fit``'s epoch number at each epoch's start
-        (for :meth:`as_tf_dataset`; right after a resume from a backup too)."""
+        (for :meth:`as_tf_dataset`, whose first epoch it fixes, after a resume too)."""
         batches = self
 
         class SetEpoch(keras.callbacks.Callback):
