@@ -36,7 +36,8 @@ def test_default_dry_run_lists_one_train_job_per_dataset_and_arch(tmp_path: Path
     assert counts["train"] == expected_train
     assert counts["compare"] == len(config["datasets"])
     assert counts["tune_valence_arousal"] == 1
-    assert counts["tune"] == len(config["datasets"]["faces"]["archs"])
+    faces = config["datasets"]["faces"]
+    assert counts["tune"] == len(faces["tune"].get("archs", faces["archs"]))
     for ds in config["datasets"]:
         for arch in config["datasets"][ds]["archs"]:
             assert f"{ds}/{arch}/model.keras" in result.stdout

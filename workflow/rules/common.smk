@@ -40,7 +40,7 @@ def classification_runs(name):
     ds = config["datasets"][name]
     runs = [run_name(a) for a in ds["archs"]]
     if "tune" in ds:
-        runs += [f"{run_name(a)}-tuned" for a in ds["archs"]]
+        runs += [f"{run_name(a)}-tuned" for a in ds["tune"].get("archs", ds["archs"])]
     return runs
 
 
