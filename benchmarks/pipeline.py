@@ -201,7 +201,7 @@ def bench_epoch(n_images: int, epochs: int, workdir: Path, workers_list: list[in
             return statistics.median(timer.wall[1:]), statistics.median(timer.cpu[1:])
         ds = ImageBatches(cached, batch_size=32, augment=augment, seed=0, workers=workers)
         if feed == "tf_data":  # what training uses
-            model.fit(ds.as_tf_dataset(), shuffle=False, epochs=epochs, verbose=0,
+            model.fit(ds.as_tf_dataset(), steps_per_epoch=len(ds), shuffle=False, epochs=epochs, verbose=0,
                       callbacks=[ds.epoch_callback(), timer])
         else:  # the PyDataset itself
             model.fit(ds, shuffle=False, epochs=epochs, verbose=0, callbacks=[timer])

@@ -28,9 +28,14 @@ def _job_counts(output: str) -> dict[str, int]:
 
 
 def test_default_dry_run_lists_one_train_job_per_dataset_and_arch(tmp_path: Path) -> None:
-    result = _snakemake("-n", "--cores", "4", "--configfile", str(REPO / "config.yaml"), cwd=tmp_path)
+    result = _snakemake("-n", "-p", "--cores", "4", "--configfile", str(REPO / "config.yaml"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     config = yaml.safe_load((REPO / "config.yaml").read_text())
+    # each architecture's builder options reach its train command
+    for ds in config["datasets"].values():
+        for arch, options in ds.get("arch_options", {}).items():
+            for key, value in options.items():
+                assert re.search(rf"--arch {arch} .*--arch-option {key}={value}\b", result.stdout), (arch, key)
     expected_train = sum(len(ds["archs"]) for ds in config["datasets"].values())
     counts = _job_counts(result.stdout)
     assert counts["train"] == expected_train
