@@ -58,6 +58,16 @@ def test_each_config_dry_runs(name: str, tmp_path: Path) -> None:
     assert _job_counts(result.stdout).get("train", 0) >= 1
 
 
+def test_tuning_an_untrained_arch_is_a_clear_error(tmp_path: Path) -> None:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["datasets"]["faces"]["tune"]["archs"] = ["covid"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    result = _snakemake("-n", "--cores", "1", "--configfile", str(bad), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "datasets.faces.tune.archs: 'covid' is not in its archs" in result.stdout + result.stderr
+
+
 def test_bad_config_is_rejected_by_the_schema(tmp_path: Path) -> None:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["datasets"]["faces"]["epochs"] = 0
@@ -77,7 +87,7 @@ def test_default_workflow_runs_to_reports_with_tiny_settings(tmp_path: Path) -> 
         ds.update(image_size=32, epochs=1, batch_size=8)
         ds["archs"] = ds["archs"][:1]  # one per dataset keeps the test short; dry runs cover the rest
         if "tune" in ds:
-            ds["tune"].update(head_epochs=1, finetune_epochs=1)
+            ds["tune"].update(archs=ds["archs"], head_epochs=1, finetune_epochs=1)
         if "regression" in ds:
             ds["regression"].update(from_arch=ds["archs"][0], head_epochs=1, finetune_epochs=1)
     small = tmp_path / "small.yaml"

@@ -6,6 +6,14 @@ from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
+for _name, _ds in config["datasets"].items():
+    for _arch in _ds.get("tune", {}).get("archs", []):
+        if _arch not in _ds["archs"]:
+            raise ValueError(f"config datasets.{_name}.tune.archs: {_arch!r} is not in its archs {_ds['archs']}")
+    if "regression" in _ds and _ds["regression"]["from_arch"] not in _ds["archs"]:
+        raise ValueError(f"config datasets.{_name}.regression.from_arch: {_ds['regression']['from_arch']!r} "
+                         f"is not in its archs {_ds['archs']}")
+
 RESULTS = config["results"]
 # the CLI of the interpreter that runs Snakemake (no reliance on PATH)
 CLI = f"{shlex.quote(sys.executable)} -m kerascv_emotion"
