@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,14 @@ def measure_inference(model: Any, images: np.ndarray, batch_size: int = 32, repe
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     return {"ms_per_image": 1000.0 * float(np.median(times)) / len(batch), "batch_size": int(len(batch)),
             "device": device}
+
+
+def split_groups(index: Any, split: str, paths: Sequence[str]) -> list[str] | None:
+    """The index's ``group`` (e.g. subject id) of each of ``paths`` in ``split``, or ``None``
+    unless every one has a group; the bootstrap then resamples whole groups."""
+    group_of = {r.path: r.group for r in index.records if r.split == split}
+    groups = [group_of.get(path) for path in paths]
+    return groups if groups and all(groups) else None  # type: ignore[return-value]
 
 
 def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = None, split: str = "test",
@@ -80,7 +89,8 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
         metrics = classification_metrics(y_true, outputs, list(index.class_names))
         if bootstrap:
             metrics["bootstrap"] = bootstrap_intervals(y_true, outputs, list(index.class_names),
-                                                       n_resamples=bootstrap, seed=seed)
+                                                       n_resamples=bootstrap, seed=seed,
+                                                       groups=split_groups(index, split, cached.paths))
         arrays.update(y_true=y_true, y_prob=outputs, class_names=np.array(index.class_names, dtype=str))
     else:
         if cached.valence_arousal is None:

@@ -445,14 +445,32 @@ def _check_bootstrap_settings(n_resamples: int, confidence: float) -> None:
         raise MetricInputError(f"confidence {confidence} must lie strictly between 0 and 1 (e.g. 0.95)")
 
 
-def _resample_counts(rng: np.random.Generator, n: int, n_resamples: int) -> Any:
-    """Yield blocks ``(R_block, n)`` of how often each sample is drawn in each resample."""
+def _group_codes(groups: Any, n: int) -> np.ndarray | None:
+    """``groups`` ``(N,)`` (e.g. subject ids) as int codes ``0..G-1``; ``None`` passes through."""
+    if groups is None:
+        return None
+    values = np.asarray(groups)
+    if values.shape != (n,):
+        raise MetricInputError(f"groups has shape {values.shape}; give one group per sample, shape ({n},)")
+    return np.unique(values, return_inverse=True)[1].reshape(n)
+
+
+def _resample_counts(rng: np.random.Generator, n: int, n_resamples: int,
+                     group_codes: np.ndarray | None = None) -> Any:
+    """Yield blocks ``(R_block, n)`` of how often each sample is drawn in each resample.
+
+    With ``group_codes`` ``(N,)`` (ints ``0..G-1``) whole groups are drawn with replacement (a
+    cluster bootstrap: samples of one subject are not independent) and each sample counts as
+    often as its group; with every sample its own group this is the plain bootstrap, draw for draw.
+    """
+    units = n if group_codes is None else int(group_codes.max()) + 1
     block = max(1, _BOOTSTRAP_CELLS // n)
     done = 0
     while done < n_resamples:
         r = min(block, n_resamples - done)
-        idx = rng.integers(0, n, size=(r, n)) + n * np.arange(r)[:, None]
-        yield np.bincount(idx.ravel(), minlength=r * n).reshape(r, n).astype(np.float64)
+        idx = rng.integers(0, units, size=(r, units)) + units * np.arange(r)[:, None]
+        counts = np.bincount(idx.ravel(), minlength=r * units).reshape(r, units).astype(np.float64)
+        yield counts if group_codes is None else counts[:, group_codes]
         done += r
 
 
@@ -490,12 +508,16 @@ def _interval(estimate: float, samples: np.ndarray, confidence: float) -> dict[s
 
 def bootstrap_intervals(y_true: Any, y_prob: Any, class_names: Sequence[str],
                         n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95, *,
-                        from_logits: bool = False) -> dict[str, Any]:
+                        from_logits: bool = False, groups: Any = None) -> dict[str, Any]:
     """Seeded percentile bootstrap intervals for accuracy, macro F1, per-class recall and
     per-class ROC AUC (same inputs as :func:`classification_metrics`).
 
+    ``groups`` ``(N,)``: resample whole groups (e.g. the subjects of CK+, whose frames are not
+    independent) instead of single samples.
+
     Returns ``{"accuracy": {estimate, low, high, skipped}, "macro_f1": {...},
-    "recall": {class: {...}}, "roc_auc": {class: {...}}, "n_resamples", "confidence", "seed"}``;
+    "recall": {class: {...}}, "roc_auc": {class: {...}}, "n_resamples", "confidence", "seed",
+    "groups"}`` (``groups``: how many groups were resampled, ``None`` for samples);
     ``estimate`` is the full-sample value, ``skipped`` the resamples where the metric was
     undefined (class absent, or no negatives for AUC), left out of the interval.
     Macro F1 counts every class (F1 = 0 for a class neither present nor predicted).
@@ -503,6 +525,7 @@ def bootstrap_intervals(y_true: Any, y_prob: Any, class_names: Sequence[str],
     _check_bootstrap_settings(n_resamples, confidence)
     names, y, p = _checked_inputs(y_true, y_prob, class_names, from_logits)
     k, n = len(names), len(y)
+    codes = _group_codes(groups, n)
     pred = np.argmax(p, axis=1)
     cell = np.zeros((n, k * k))
     cell[np.arange(n), y * k + pred] = 1.0
@@ -515,14 +538,14 @@ def bootstrap_intervals(y_true: Any, y_prob: Any, class_names: Sequence[str],
         with np.errstate(invalid="ignore", divide="ignore"):
             recall = np.where(support > 0, tp / support, np.nan)
             f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
-        return tp.sum(axis=1) / n, f1.mean(axis=1), recall
+        return tp.sum(axis=1) / cm.sum(axis=(1, 2)), f1.mean(axis=1), recall
 
     accuracy, macro_f1, recall = confusion_stats((np.ones((1, n)) @ cell).reshape(1, k, k))
     auc = np.array([weighted_roc_auc(np.ones((1, n)), positives[i], p[:, i])[0] for i in range(k)])
 
     rng = np.random.default_rng(seed)
     acc_s, f1_s, rec_s, auc_s = [], [], [], []
-    for counts in _resample_counts(rng, n, int(n_resamples)):
+    for counts in _resample_counts(rng, n, int(n_resamples), codes):
         a, f, r = confusion_stats((counts @ cell).reshape(-1, k, k))
         acc_s.append(a)
         f1_s.append(f)
@@ -535,29 +558,31 @@ def bootstrap_intervals(y_true: Any, y_prob: Any, class_names: Sequence[str],
         "recall": {name: _interval(recall[0, i], rec_all[:, i], confidence) for i, name in enumerate(names)},
         "roc_auc": {name: _interval(auc[i], auc_all[:, i], confidence) for i, name in enumerate(names)},
         "n_resamples": int(n_resamples), "confidence": float(confidence), "seed": int(seed),
+        "groups": None if codes is None else int(codes.max()) + 1,
     }
 
 
 def bootstrap_regression_intervals(y_true: Any, y_pred: Any,
                                    names: Sequence[str] = DEFAULT_REGRESSION_NAMES,
                                    n_resamples: int = 1000, seed: int = 0,
-                                   confidence: float = 0.95) -> dict[str, Any]:
+                                   confidence: float = 0.95, *, groups: Any = None) -> dict[str, Any]:
     """Seeded percentile bootstrap intervals for RMSE and CCC per dimension and their means
-    (same inputs as :func:`regression_metrics`).
+    (same inputs as :func:`regression_metrics`; ``groups`` as in :func:`bootstrap_intervals`).
 
     Returns ``{"rmse_mean": {estimate, low, high, skipped}, "ccc_mean": {...},
-    "rmse": {dim: {...}}, "ccc": {dim: {...}}, "n_resamples", "confidence", "seed"}``.
+    "rmse": {dim: {...}}, "ccc": {dim: {...}}, "n_resamples", "confidence", "seed", "groups"}``.
     """
     _check_bootstrap_settings(n_resamples, confidence)
     names, t, p = _regression_arrays(y_true, y_pred, names)
     n, dims = t.shape
+    codes = _group_codes(groups, n)
     shift = t.mean(axis=0)  # CCC is invariant to a common shift; centring avoids cancellation
     t, p = t - shift, p - shift
     columns = np.concatenate([t, p, t * t, p * p, t * p, (t - p) ** 2], axis=1)  # (N, 6D)
 
     def stats(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """RMSE (R, D) and CCC (R, D) under sample ``counts`` (R, N)."""
-        m = (counts @ columns / n).reshape(-1, 6, dims)
+        m = (counts @ columns / counts.sum(axis=1, keepdims=True)).reshape(-1, 6, dims)
         mt, mp, tt, pp, tp, se = (m[:, j] for j in range(6))
         den = (tt - mt**2) + (pp - mp**2) + (mt - mp) ** 2
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -567,7 +592,7 @@ def bootstrap_regression_intervals(y_true: Any, y_pred: Any,
     rmse, ccc = stats(np.ones((1, n)))
     rng = np.random.default_rng(seed)
     rmse_s, ccc_s = [], []
-    for counts in _resample_counts(rng, n, int(n_resamples)):
+    for counts in _resample_counts(rng, n, int(n_resamples), codes):
         r, c = stats(counts)
         rmse_s.append(r)
         ccc_s.append(c)
@@ -581,4 +606,5 @@ def bootstrap_regression_intervals(y_true: Any, y_pred: Any,
         "rmse": {name: _interval(rmse[0, d], rmse_all[:, d], confidence) for d, name in enumerate(names)},
         "ccc": {name: _interval(ccc[0, d], ccc_all[:, d], confidence) for d, name in enumerate(names)},
         "n_resamples": int(n_resamples), "confidence": float(confidence), "seed": int(seed),
+        "groups": None if codes is None else int(codes.max()) + 1,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -295,3 +296,47 @@ def test_bootstrap_regression() -> None:
     assert b == bootstrap_regression_intervals(t, p, n_resamples=40, seed=2)
     with pytest.raises(MetricInputError, match="confidence"):
         bootstrap_regression_intervals(t, p, confidence=95)
+
+
+def test_grouped_bootstrap_resamples_whole_groups() -> None:
+    """Every sample its own group = the plain bootstrap, draw for draw; three identical copies
+    of each sample grouped together = the plain bootstrap of the originals, while ungrouped the
+    copies would narrow the interval as if they were independent."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 40)
+    prob = rng.dirichlet(np.ones(3), 40)
+    prob[np.arange(40)[:25], y[:25]] += 1.0  # about 25 of 40 right
+    prob /= prob.sum(axis=1, keepdims=True)
+    names = ["a", "b", "c"]
+    plain = bootstrap_intervals(y, prob, names, n_resamples=300, seed=1)
+    assert plain["groups"] is None
+    own = bootstrap_intervals(y, prob, names, n_resamples=300, seed=1, groups=np.arange(40))
+    assert own["accuracy"] == plain["accuracy"] and own["groups"] == 40
+    y3, prob3, subjects = np.repeat(y, 3), np.repeat(prob, 3, axis=0), np.repeat(np.arange(40), 3)
+    grouped = bootstrap_intervals(y3, prob3, names, n_resamples=300, seed=1, groups=subjects)
+    assert grouped["accuracy"] == pytest.approx(plain["accuracy"])
+    assert grouped["macro_f1"]["low"] == pytest.approx(plain["macro_f1"]["low"])
+    naive = bootstrap_intervals(y3, prob3, names, n_resamples=300, seed=1)
+    assert naive["accuracy"]["high"] - naive["accuracy"]["low"] < grouped["accuracy"]["high"] - grouped["accuracy"]["low"]
+
+    t = rng.uniform(-1, 1, (40, 2))
+    pred = t + rng.normal(0, 0.3, (40, 2))
+    reg_plain = bootstrap_regression_intervals(t, pred, n_resamples=200, seed=2)
+    reg_grouped = bootstrap_regression_intervals(np.repeat(t, 3, axis=0), np.repeat(pred, 3, axis=0),
+                                                 n_resamples=200, seed=2, groups=subjects)
+    assert reg_grouped["rmse_mean"]["low"] == pytest.approx(reg_plain["rmse_mean"]["low"])
+    assert reg_grouped["ccc_mean"]["high"] == pytest.approx(reg_plain["ccc_mean"]["high"])
+    with pytest.raises(MetricInputError, match="one group per sample"):
+        bootstrap_intervals(y, prob, names, n_resamples=10, groups=np.arange(39))
+
+
+def test_split_groups_from_the_index() -> None:
+    from kerascv_emotion.data.index import DatasetIndex, IndexRecord
+    from kerascv_emotion.evaluation import split_groups
+
+    records = [IndexRecord("a.png", "test", "x", group="S1"), IndexRecord("b.png", "test", "x", group="S2"),
+               IndexRecord("c.png", "train", "x", group="S3")]
+    index = DatasetIndex(Path("."), ["x"], records)
+    assert split_groups(index, "test", ["b.png", "a.png"]) == ["S2", "S1"]
+    records.append(IndexRecord("d.png", "test", "x"))
+    assert split_groups(DatasetIndex(Path("."), ["x"], records), "test", ["a.png", "d.png"]) is None

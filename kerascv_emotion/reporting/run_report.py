@@ -107,7 +107,10 @@ def _classification_section(run: Run, evaluation: Evaluation, writer: OutputWrit
     boot = metrics.get("bootstrap") or {}
     interval_text = (f"<p class=\"muted\">In brackets: bootstrap {html.esc(fmt(boot.get('confidence'), 2))} "
                      f"percentile intervals ({html.esc(fmt(boot.get('n_resamples')))} resamples, seed "
-                     f"{html.esc(fmt(boot.get('seed')))}).</p>" if boot else "")
+                     f"{html.esc(fmt(boot.get('seed')))}"
+                     + (f"; whole groups resampled, {html.esc(fmt(boot['groups']))} of them, e.g. subjects"
+                        if boot.get("groups") else "")
+                     + ").</p>" if boot else "")
     return (f"<h2>Results on {html.esc(split)} ({html.esc(fmt(n))} images)</h2>"
             f"{html.table(['metric', 'value'], [(k, [v]) for k, v in summary_rows(metrics)])}"
             "<h3>Classification report</h3>"
