@@ -48,14 +48,20 @@ def main(quiet: bool) -> None:
     _quiet_tensorflow()
 
 
-def _parse_class_map(pairs: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _split_pairs(option: str, pairs: tuple[str, ...], usage: str) -> list[tuple[str, str]]:
+    """``("a=b", ...)`` of a repeatable ``option`` -> ``[("a", "b"), ...]`` (split at the first
+    ``=``); a pair without ``=`` is a one-line error quoting ``usage``."""
+    out = []
     for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"--class-map {pair!r}: use OLD=NEW, e.g. --class-map angry=anger")
-        old, new = pair.split("=", 1)
-        out[old] = new
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"{option} {pair!r}: {usage}")
+        out.append((key, value))
     return out
+
+
+def _parse_class_map(pairs: tuple[str, ...]) -> dict[str, str]:
+    return dict(_split_pairs("--class-map", pairs, "use OLD=NEW, e.g. --class-map angry=anger"))
 
 
 @main.command()
@@ -147,10 +153,10 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     """``("dropout=0.2", "alpha=0.5")`` -> ``{"dropout": 0.2, "alpha": 0.5}``; a value is read
     as JSON (numbers, true/false, null), else kept as a string."""
     options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--arch-option {pair!r}: write KEY=VALUE, e.g. dropout=0.2")
+    usage = "write KEY=VALUE, e.g. dropout=0.2"
+    for key, value in _split_pairs("--arch-option", pairs, usage):
+        if not key.strip():
+            raise ConfigError(f"--arch-option {key + '=' + value!r}: {usage}")
         try:
             options[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
