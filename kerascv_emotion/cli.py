@@ -17,6 +17,8 @@ import click
 
 from kerascv_emotion import __version__
 from kerascv_emotion.errors import ConfigError, KerasCVEmotionError
+from kerascv_emotion.evaluation import TTA_MODES
+from kerascv_emotion.training import LR_SCHEDULES, OPTIMIZERS, PRECISE_BN_IMAGES
 
 log = logging.getLogger("kerascv_emotion")
 
@@ -178,7 +180,11 @@ _common_data_options = [
     click.option("--batch-size", default=32, show_default=True),
     click.option("--augment", default="paper_face", show_default=True,
                  help="Pipeline name (paper_face, covid_paper, light, none) or a JSON dict."),
-    click.option("--seed", default=0, show_default=True, help="Seeds Keras/TF; enables op determinism."),
+    click.option("--seed", default=0, show_default=True, help="Seeds Python, NumPy, TensorFlow and Keras."),
+    click.option("--deterministic", is_flag=True,
+                 help="TensorFlow op determinism: bit-identical reruns, at a throughput cost."),
+    click.option("--precise-bn-images", default=PRECISE_BN_IMAGES, show_default=True, type=click.IntRange(min=0),
+                 help="Training images the BatchNorm statistics are recomputed from each epoch (0: off)."),
     click.option("--class-weight", type=click.Choice(["balanced", "none"]), default="balanced", show_default=True),
     click.option("--monitor", default=None, help="Metric for the best epoch (default val_macro_f1 / val_ccc_mean)."),
     click.option("--on-bad-image", type=click.Choice(["skip", "fail"]), default="skip", show_default=True),
@@ -216,7 +222,16 @@ def _with(options: list[Any]) -> Any:
 @click.option("--image-size", default=64, show_default=True)
 @click.option("--channels", type=click.Choice(["1", "3"]), default="3", show_default=True)
 @click.option("--epochs", default=10, show_default=True)
-@click.option("--lr", "learning_rate", default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Learning rate (peak rate of a cosine schedule).")
+@click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adam", show_default=True,
+              help="adam (the paper's), adamw, or sgd with Nesterov momentum 0.9.")
+@click.option("--lr-schedule", type=click.Choice(list(LR_SCHEDULES)), default="constant", show_default=True,
+              help="constant, or cosine decay to 0 (after --warmup-epochs of linear warm-up).")
+@click.option("--warmup-epochs", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--weight-decay", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Decoupled weight decay (AdamW's; also applied by adam and sgd when > 0).")
+@click.option("--label-smoothing", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True))
 @click.option("--patience", default=None, type=int, help="EarlyStopping patience (off by default).")
 @click.option("--reduce-lr-patience", default=None, type=int, help="ReduceLROnPlateau patience (off by default).")
 @click.option("--tensorboard", is_flag=True)
@@ -226,9 +241,10 @@ def _with(options: list[Any]) -> Any:
               help="An option of the architecture's builder, e.g. dropout=0.2 or alpha=0.5 (repeatable).")
 @_with(_common_data_options + _device_options)
 def train(index_path: Path, arch: str, out: Path, task: str, image_size: int, channels: str, epochs: int,
-          learning_rate: float, patience: int | None, reduce_lr_patience: int | None, tensorboard: bool,
+          learning_rate: float, optimizer: str, lr_schedule: str, warmup_epochs: int, weight_decay: float,
+          label_smoothing: float, patience: int | None, reduce_lr_patience: int | None, tensorboard: bool,
           mixed_precision: bool, weights: str | None, arch_options: tuple[str, ...], batch_size: int,
-          augment: str, seed: int,
+          augment: str, seed: int, deterministic: bool, precise_bn_images: int,
           class_weight: str, monitor: str | None, on_bad_image: str, workers: int, cache_dir: Path | None,
           threads: int, gpus: int) -> None:
     """Train one model on an index into the run directory OUT."""
@@ -243,8 +259,10 @@ def train(index_path: Path, arch: str, out: Path, task: str, image_size: int, ch
     settings = TrainSettings(
         arch=arch, index=str(index_path), task=task, image_size=image_size, channels=int(channels),
         epochs=epochs, batch_size=batch_size, augment=_augment_option(augment), seed=seed,
-        learning_rate=learning_rate, class_weight=None if class_weight == "none" else class_weight,
-        monitor=monitor, patience=patience, reduce_lr_patience=reduce_lr_patience, on_bad_image=on_bad_image,
+        learning_rate=learning_rate, optimizer=optimizer, lr_schedule=lr_schedule, warmup_epochs=warmup_epochs,
+        weight_decay=weight_decay, label_smoothing=label_smoothing, deterministic=deterministic,
+        precise_bn_images=precise_bn_images,
+        class_weight=None if class_weight == "none" else class_weight, monitor=monitor, patience=patience, reduce_lr_patience=reduce_lr_patience, on_bad_image=on_bad_image,
         workers=workers, cache_dir=str(cache_dir) if cache_dir else None, tensorboard=tensorboard,
         mixed_precision=mixed_precision,
         arch_kwargs=_parse_arch_options(arch_options) | ({"weights": weights} if weights else {}),
@@ -267,7 +285,7 @@ def train(index_path: Path, arch: str, out: Path, task: str, image_size: int, ch
 @_with(_common_data_options + _device_options)
 def tune(model: Path, index_path: Path, out: Path, task: str | None, head_epochs: int, finetune_epochs: int,
          head_lr: float, finetune_lr: float, unfreeze_blocks: int | None, batch_size: int, augment: str,
-         seed: int, class_weight: str, monitor: str | None, on_bad_image: str, workers: int,
+         seed: int, deterministic: bool, precise_bn_images: int, class_weight: str, monitor: str | None, on_bad_image: str, workers: int,
          cache_dir: Path | None, threads: int, gpus: int) -> None:
     """Fine-tune MODEL (a .keras file or a run directory): head first, then unfrozen at a low rate."""
     from kerascv_emotion.data.index import read_index
@@ -281,7 +299,7 @@ def tune(model: Path, index_path: Path, out: Path, task: str | None, head_epochs
         model=str(model), index=str(index_path), task=task, head_epochs=head_epochs,
         finetune_epochs=finetune_epochs, head_learning_rate=head_lr, finetune_learning_rate=finetune_lr,
         unfreeze_blocks=unfreeze_blocks, batch_size=batch_size, augment=_augment_option(augment), seed=seed,
-        class_weight=None if class_weight == "none" else class_weight, monitor=monitor,
+        deterministic=deterministic, precise_bn_images=precise_bn_images, class_weight=None if class_weight == "none" else class_weight, monitor=monitor,
         on_bad_image=on_bad_image, workers=workers, cache_dir=str(cache_dir) if cache_dir else None,
     )
     run = tune_run(settings, out)
@@ -295,16 +313,20 @@ def tune(model: Path, index_path: Path, out: Path, task: str | None, head_epochs
 @click.option("--split", default="test", show_default=True)
 @click.option("--bootstrap", default=1000, show_default=True, help="Bootstrap resamples for intervals (0: none).")
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--tta", type=click.Choice(list(TTA_MODES)), default="none", show_default=True,
+              help="Test-time augmentation: hflip averages each image's outputs with its mirror's.")
 @_with(_device_options)
-def evaluate(run: Path, index_path: Path | None, split: str, bootstrap: int, seed: int,
+def evaluate(run: Path, index_path: Path | None, split: str, bootstrap: int, seed: int, tta: str,
              threads: int, gpus: int) -> None:
     """Predict a split with RUN's model; write predictions and metrics JSON under RUN/eval/SPLIT."""
     _setup_devices(threads, gpus)
     from kerascv_emotion.evaluation import evaluate as evaluate_run
 
-    metrics = evaluate_run(run, index_path, split=split, bootstrap=bootstrap, seed=seed)
+    metrics = evaluate_run(run, index_path, split=split, bootstrap=bootstrap, seed=seed, tta=tta)
     if metrics["task"] == "classification":
-        click.echo(f"{run} {split}: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_avg']['f1']:.3f}")
+        plain = metrics.get("without_tta")
+        click.echo(f"{run} {split}: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_avg']['f1']:.3f}"
+                   + (f" (tta {tta}; without: accuracy {plain['accuracy']:.3f})" if plain else ""))
     else:
         mean = metrics["mean"]
         click.echo(f"{run} {split}: RMSE {mean['rmse']:.3f}, CCC {mean['ccc']:.3f}")

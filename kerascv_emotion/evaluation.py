@@ -40,6 +40,27 @@ def measure_inference(model: Any, images: np.ndarray, batch_size: int = 32, repe
             "device": device}
 
 
+TTA_MODES = ("none", "hflip")
+
+
+def predict_outputs(model: Any, batches: Any, tta: str = "none") -> np.ndarray:
+    """Model outputs ``(N, K)`` (float64) for every batch of ``batches`` (a PyDataset of
+    ``(x, ...)``, ``x`` float32 ``(B, H, W, C)``), in order.
+
+    ``tta="hflip"``: the mean of the outputs for each image and its horizontal mirror.
+    """
+    if tta not in TTA_MODES:
+        raise DataError(f"tta={tta!r} is not one of {list(TTA_MODES)}")
+    parts = []
+    for i in range(len(batches)):
+        x = np.asarray(batches[i][0])
+        out = np.asarray(model.predict_on_batch(x), dtype=np.float64)
+        if tta == "hflip":
+            out = (out + np.asarray(model.predict_on_batch(x[:, :, ::-1]), dtype=np.float64)) / 2.0
+        parts.append(out)
+    return np.concatenate(parts)
+
+
 def split_groups(index: Any, split: str, paths: Sequence[str]) -> list[str] | None:
     """The index's ``group`` (e.g. subject id) of each of ``paths`` in ``split``, or ``None``
     unless every one has a group; the bootstrap then resamples whole groups."""
@@ -50,12 +71,15 @@ def split_groups(index: Any, split: str, paths: Sequence[str]) -> list[str] | No
 
 def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = None, split: str = "test",
              bootstrap: int = 1000, seed: int = 0, batch_size: int = 64,
-             on_bad_image: str | None = None) -> dict[str, Any]:
+             on_bad_image: str | None = None, tta: str = "none") -> dict[str, Any]:
     """Predict ``split`` of the index with ``RUN/model.keras`` and write
     ``RUN/eval/<split>/predictions.npz`` and ``metrics.json``; returns the metrics dict.
 
     ``index_path`` defaults to the index the run was trained on. ``bootstrap`` is the
-    number of bootstrap resamples for confidence intervals (0 to skip).
+    number of bootstrap resamples for confidence intervals (0 to skip). ``tta="hflip"``
+    averages each image's outputs with its mirror's (:func:`predict_outputs`); the metrics are
+    then those of the averaged outputs, and ``without_tta`` holds the plain pass's headline
+    figures beside them.
     """
     from kerascv_emotion.data.cache import load_split
     from kerascv_emotion.data.index import read_index
@@ -81,7 +105,8 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
                         on_bad_image=on_bad_image or config.get("on_bad_image", "skip"))
     model = load_model(run_dir / "model.keras")
     batches = ImageBatches(cached, batch_size=batch_size, task=task, augment=None, shuffle=False)
-    outputs = np.asarray(model.predict(batches, verbose=0), dtype=np.float64)
+    outputs = predict_outputs(model, batches, tta)
+    plain = predict_outputs(model, batches) if tta != "none" else None
     out_dir = run_dir / "eval" / split
     arrays: dict[str, Any] = {"paths": np.array(cached.paths, dtype=str)}
     if task == "classification":
@@ -91,15 +116,21 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
             metrics["bootstrap"] = bootstrap_intervals(y_true, outputs, list(index.class_names),
                                                        n_resamples=bootstrap, seed=seed,
                                                        groups=split_groups(index, split, cached.paths))
+        if plain is not None:
+            without = classification_metrics(y_true, plain, list(index.class_names))
+            metrics["without_tta"] = {"accuracy": without["accuracy"], "macro_f1": without["macro_avg"]["f1"],
+                                      "roc_auc_macro": without["roc_auc_macro"]}
         arrays.update(y_true=y_true, y_prob=outputs, class_names=np.array(index.class_names, dtype=str))
     else:
         if cached.valence_arousal is None:
             raise DataError(f"index {index_path} has no valence/arousal; cannot evaluate regression run {run_dir}")
         y_true = np.asarray(cached.valence_arousal, dtype=np.float64)
         metrics = regression_metrics(y_true, outputs)
+        if plain is not None:
+            metrics["without_tta"] = {"mean": regression_metrics(y_true, plain)["mean"]}
         arrays.update(y_true=y_true, y_pred=outputs, class_names=np.array(index.class_names, dtype=str),
                       labels=np.asarray(cached.label_ids))
-    metrics.update(task=task, split=split, index=str(index_path), run=run_dir.name,
+    metrics.update(task=task, split=split, tta=tta, index=str(index_path), run=run_dir.name,
                    arch=config.get("arch"), skipped=len(cached.skipped),
                    inference=measure_inference(model, cached.images, batch_size=32))
     with atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as handle:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from kerascv_emotion.batchnorm import DEFAULT_IMAGES as PRECISE_BN_IMAGES
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.io import atomic_open, atomic_path, read_json, write_json
 
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 TASKS = ("classification", "regression")
 REGRESSION_NAMES = ("valence", "arousal")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("constant", "cosine")
+SGD_MOMENTUM = 0.9  # Nesterov momentum of optimizer="sgd"
 
 
 @dataclass
@@ -50,17 +54,50 @@ class TrainSettings:
     augment: str | dict | None = "paper_face"
     seed: int = 0
     learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
     class_weight: str | None = "balanced"
     monitor: str | None = None
     patience: int | None = None
     reduce_lr_patience: int | None = None
+    precise_bn_images: int = PRECISE_BN_IMAGES
     on_bad_image: str = "skip"
     workers: int = 1
     cache_dir: str | None = None
     tensorboard: bool = False
     mixed_precision: bool = False
-    deterministic: bool = True
+    deterministic: bool = False
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` (one line, naming the setting) for a value that cannot train."""
+        _check_choice("task", self.task, TASKS)
+        _check_choice("on_bad_image", self.on_bad_image, ("skip", "fail"))
+        _check_choice("class_weight", self.class_weight, ("balanced", None))
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if self.epochs < 1 or self.batch_size < 1 or self.image_size < 8:
+            raise ConfigError("epochs and batch_size must be >= 1 and image_size >= 8")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate={self.learning_rate}: give a positive learning rate")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay={self.weight_decay}: give 0 or a positive decay")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing={self.label_smoothing}: give a value in [0, 1)")
+        if self.label_smoothing and self.task != "classification":
+            raise ConfigError("label_smoothing applies to classification only")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ConfigError(f"warmup_epochs={self.warmup_epochs}: give 0 .. epochs-1 ({self.epochs - 1})")
+        if self.warmup_epochs and self.lr_schedule == "constant":
+            raise ConfigError("warmup_epochs needs lr_schedule='cosine'")
+        if self.lr_schedule != "constant" and self.reduce_lr_patience:
+            raise ConfigError("reduce_lr_patience cannot be combined with lr_schedule="
+                              f"{self.lr_schedule!r}: the schedule already sets the learning rate")
+        if self.precise_bn_images == 1 or self.precise_bn_images < 0:
+            raise ConfigError(f"precise_bn_images={self.precise_bn_images}: give 0 (off) or >= 2 images")
 
 
 def default_monitor(task: str) -> tuple[str, str]:
@@ -91,8 +128,9 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def seed_everything(seed: int, deterministic: bool = True) -> None:
-    """Seed Python, NumPy, TensorFlow and Keras; enable TensorFlow op determinism."""
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras; with ``deterministic``, also TensorFlow op
+    determinism (bit-identical reruns, at a throughput cost measured in benchmarks/README.md)."""
     import keras
     import tensorflow as tf
 
@@ -120,15 +158,38 @@ def _configure_precision(mixed: bool) -> bool:
     return True
 
 
-def _compile(model: Any, task: str, learning_rate: float) -> None:
+def make_optimizer(settings: TrainSettings, learning_rate: float, steps_per_epoch: int, epochs: int) -> Any:
+    """The Keras optimizer of ``settings``: Adam (the paper's), AdamW, or SGD with Nesterov
+    momentum; a constant rate, or cosine decay to 0 over ``epochs`` after a linear warm-up of
+    ``settings.warmup_epochs`` from 0. ``weight_decay`` is decoupled (Keras's own)."""
     import keras
 
-    if task == "classification":
-        loss = "binary_crossentropy" if model.output_shape[-1] == 1 else "categorical_crossentropy"
+    rate: Any = learning_rate
+    if settings.lr_schedule == "cosine":
+        warmup = settings.warmup_epochs * steps_per_epoch
+        rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else learning_rate,
+            decay_steps=max(1, (epochs - settings.warmup_epochs) * steps_per_epoch),
+            warmup_target=learning_rate if warmup else None, warmup_steps=warmup)
+    decay = settings.weight_decay or None
+    if settings.optimizer == "sgd":
+        return keras.optimizers.SGD(rate, momentum=SGD_MOMENTUM, nesterov=True, weight_decay=decay)
+    if settings.optimizer == "adamw":
+        return keras.optimizers.AdamW(rate, weight_decay=settings.weight_decay)
+    return keras.optimizers.Adam(rate, weight_decay=decay)
+
+
+def _compile(model: Any, settings: TrainSettings, optimizer: Any) -> None:
+    import keras
+
+    if settings.task == "classification":
+        binary = model.output_shape[-1] == 1
+        loss_class = keras.losses.BinaryCrossentropy if binary else keras.losses.CategoricalCrossentropy
+        loss = loss_class(label_smoothing=settings.label_smoothing)
         metrics = ["accuracy"]
     else:
-        loss, metrics = "mse", ["mae"]
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+        loss, metrics = keras.losses.MeanSquaredError(), ["mae"]
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
 
 @dataclass
@@ -210,20 +271,23 @@ def _callbacks(settings: TrainSettings, data: _Data, work: Path, phase: str,
                best_so_far: float | None, verbose: int) -> tuple[list[Any], Any]:
     """Keras's own callbacks behind PerClassMetrics; returns them and the ModelCheckpoint.
 
-    PerClassMetrics comes first so that every later callback sees its ``val_*`` values.
+    PreciseBatchNorm (unless ``precise_bn_images`` is 0) comes first, so validation and the
+    checkpoint see inference-mode statistics; PerClassMetrics next, so that every later
+    callback sees its ``val_*`` values.
     ``best_so_far`` (the previous phase's best) is the checkpoint's starting threshold, so
     a later phase only replaces the model when it beats every earlier epoch.
     """
     import keras
 
-    from kerascv_emotion.callbacks import PerClassMetrics
+    from kerascv_emotion.callbacks import PerClassMetrics, PreciseBatchNorm
 
     monitor, mode = _monitor(settings)
     checkpoint = keras.callbacks.ModelCheckpoint(
         work / f"best-{phase}.keras", monitor=monitor, mode=mode, save_best_only=True,
         initial_value_threshold=best_so_far,
     )
-    callbacks: list[Any] = [
+    callbacks: list[Any] = [PreciseBatchNorm(data.train, settings.precise_bn_images)] if settings.precise_bn_images else []
+    callbacks += [
         PerClassMetrics(data.val, class_names=data.output_names, task=settings.task, log_dir=work / phase),
         keras.callbacks.TerminateOnNaN(),
         checkpoint,
@@ -408,18 +472,15 @@ def _prepare_run_dir(out_dir: Path) -> Path:
 def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2) -> Path:
     """Train ``settings.arch`` on ``settings.index`` into the run directory ``out_dir``.
 
-    Adam at ``settings.learning_rate``; categorical cross-entropy weighted by "balanced"
+    ``settings.optimizer`` at ``settings.learning_rate`` (:func:`make_optimizer`); categorical
+    cross-entropy (with ``label_smoothing``) weighted by "balanced"
     class weights (or MSE on valence/arousal for ``task="regression"``); validation by
     PerClassMetrics; the best epoch by ``settings.monitor`` (default ``val_macro_f1`` /
     ``val_ccc_mean``) is kept as ``model.keras``. Returns the run directory.
     """
     from kerascv_emotion.models import build_model
 
-    _check_choice("task", settings.task, TASKS)
-    _check_choice("on_bad_image", settings.on_bad_image, ("skip", "fail"))
-    _check_choice("class_weight", settings.class_weight, ("balanced", None))
-    if settings.epochs < 1 or settings.batch_size < 1 or settings.image_size < 8:
-        raise ConfigError("epochs and batch_size must be >= 1 and image_size >= 8")
+    settings.check()
     run_dir = Path(out_dir)
     work = _prepare_run_dir(run_dir)
     seed_everything(settings.seed, settings.deterministic)
@@ -428,7 +489,7 @@ def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2)
     num_outputs = len(data.class_names) if settings.task == "classification" else 2
     model = build_model(settings.arch, input_shape=(settings.image_size, settings.image_size, settings.channels),
                         num_classes=num_outputs, head=settings.task, **settings.arch_kwargs)
-    _compile(model, settings.task, settings.learning_rate)
+    _compile(model, settings, make_optimizer(settings, settings.learning_rate, len(data.train), settings.epochs))
     result = _fit_phase(model, settings, data, work, "train", 0, settings.epochs, None, verbose)
     if result.checkpoint is None:
         raise DataError(f"training {run_dir} never produced a finite {_monitor(settings)[0]}; see {work}")
@@ -547,7 +608,8 @@ class TuneSettings:
     on_bad_image: str = "skip"
     workers: int = 1
     cache_dir: str | None = None
-    deterministic: bool = True
+    precise_bn_images: int = PRECISE_BN_IMAGES
+    deterministic: bool = False
 
 
 def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2) -> Path:
@@ -580,8 +642,10 @@ def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2) -
         batch_size=settings.batch_size, augment=settings.augment, seed=settings.seed,
         learning_rate=settings.head_learning_rate, class_weight=settings.class_weight,
         monitor=settings.monitor, on_bad_image=settings.on_bad_image, workers=settings.workers,
-        cache_dir=settings.cache_dir, deterministic=settings.deterministic,
+        cache_dir=settings.cache_dir, precise_bn_images=settings.precise_bn_images,
+        deterministic=settings.deterministic,
     )
+    train_settings.check()
     run_dir = Path(out_dir)
     work = _prepare_run_dir(run_dir)
     seed_everything(settings.seed, settings.deterministic)
@@ -604,7 +668,7 @@ def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2) -
         state = set_trainable(model, phase, settings.unfreeze_blocks)
         if checkpoint is not None:  # continue from the best epoch so far, not the last one
             model.load_weights(checkpoint)
-        _compile(model, task, lr)
+        _compile(model, train_settings, make_optimizer(train_settings, lr, len(data.train), epochs))
         result = _fit_phase(model, train_settings, data, work, phase, epoch, epochs, best, verbose)
         checkpoint, best = result.checkpoint or checkpoint, result.best
         phases.append({"name": phase, "first_epoch": epoch, "epochs": epochs, "learning_rate": lr,

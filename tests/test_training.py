@@ -65,7 +65,7 @@ def test_same_seed_same_metrics_and_tune_to_regression(tiny_faces: Path, tmp_pat
     runs = []
     for name in ("a", "b"):
         settings = TrainSettings(arch="alexnet", index=str(tiny_faces), image_size=32, epochs=2, batch_size=8,
-                                 seed=5, augment="paper_face")
+                                 seed=5, augment="paper_face", deterministic=True)
         runs.append(train(settings, tmp_path / name, verbose=0))
     first, second = (_history(r) for r in runs)
     assert len(first) == 2
@@ -117,3 +117,65 @@ def test_sigkill_mid_training_then_rerun_finishes(tiny_faces: Path, tmp_path: Pa
     history = _history(run)
     assert [int(r["epoch"]) for r in history] == list(range(40))
     assert (run / "model.keras").is_file() and not (run / "work").exists()
+
+
+@pytest.mark.parametrize(("optimizer", "schedule", "warmup"),
+                         [("adam", "constant", 0), ("adamw", "cosine", 1), ("sgd", "cosine", 0), ("sgd", "constant", 0)])
+def test_each_optimizer_and_schedule_trains(optimizer: str, schedule: str, warmup: int) -> None:
+    import keras
+
+    from kerascv_emotion.models import build_model
+    from kerascv_emotion.training import _compile, make_optimizer
+
+    settings = TrainSettings(arch="alexnet", index="unused.csv", epochs=3, optimizer=optimizer, lr_schedule=schedule,
+                             warmup_epochs=warmup, weight_decay=1e-4, label_smoothing=0.1)
+    settings.check()
+    model = build_model("alexnet", input_shape=(32, 32, 3), num_classes=3)
+    optimizer_object = make_optimizer(settings, 1e-2, steps_per_epoch=4, epochs=3)
+    _compile(model, settings, optimizer_object)
+    assert model.loss.label_smoothing == pytest.approx(0.1)
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    x = np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)
+    history = model.fit(x, np.eye(3)[np.arange(8) % 3], batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(before, model.trainable_weights, strict=True))
+    expected = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
+    assert type(optimizer_object) is expected[optimizer]
+    if schedule == "cosine":
+        rate = optimizer_object._learning_rate
+        values = [float(rate(step)) for step in (0, 4, 12)]
+        if warmup:  # linear warm-up from 0 over one epoch (4 steps), then cosine decay to 0
+            assert values == pytest.approx([0.0, 1e-2, 0.0], abs=1e-7)
+        else:
+            assert values[0] == pytest.approx(1e-2) and values[2] == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"learning_rate": -1.0}, "learning_rate"),
+    ({"optimizer": "rmsprop"}, "optimizer"),
+    ({"lr_schedule": "cosine", "reduce_lr_patience": 2}, "reduce_lr_patience"),
+    ({"warmup_epochs": 1}, "warmup_epochs needs"),
+    ({"label_smoothing": 1.0}, "label_smoothing"),
+    ({"precise_bn_images": 1}, "precise_bn_images"),
+])
+def test_recipe_settings_are_checked(change: dict, words: str) -> None:
+    from kerascv_emotion.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=words):
+        TrainSettings(arch="vgg", index="unused.csv", epochs=3, **change).check()
+
+
+def test_tta_hflip_averages_image_and_mirror() -> None:
+    import keras
+
+    from kerascv_emotion.evaluation import predict_outputs
+
+    inputs = keras.Input((4, 4, 1))
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(1).random((6, 4, 4, 1), dtype=np.float32)
+    batches = [(x[:4], None), (x[4:], None)]
+    plain = predict_outputs(model, batches)
+    mirrored = np.asarray(model.predict_on_batch(x[:, :, ::-1]), dtype=np.float64)
+    assert not np.allclose(plain, mirrored)  # the model is not mirror-symmetric
+    np.testing.assert_allclose(predict_outputs(model, batches, "hflip"), (plain + mirrored) / 2, rtol=1e-6)

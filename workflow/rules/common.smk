@@ -78,6 +78,13 @@ def arch_options(ds, arch):
     return "".join(f"--arch-option {shlex.quote(f'{k}={json.dumps(v)}')} " for k, v in options.items())
 
 
+def recipe_options(ds):
+    """`--optimizer ... --label-smoothing ...` for the recipe settings the dataset sets."""
+    flags = {"optimizer": "--optimizer", "lr_schedule": "--lr-schedule", "warmup_epochs": "--warmup-epochs",
+             "weight_decay": "--weight-decay", "label_smoothing": "--label-smoothing"}
+    return "".join(f"{flag} {ds[key]} " for key, flag in flags.items() if key in ds)
+
+
 def data_options(ds):
     """CLI options shared by train and tune, from a dataset's config."""
     augment = ds.get("augment", "paper_face")
@@ -88,5 +95,7 @@ def data_options(ds):
     return (
         f"--batch-size {ds.get('batch_size', 32)} --augment {shlex.quote(augment)} "
         f"--seed {ds.get('seed', 0)} --on-bad-image {ds.get('on_bad_image', 'skip')} "
-        f"--gpus {GPUS}"
+        + (f"--precise-bn-images {ds['precise_bn_images']} " if "precise_bn_images" in ds else "")
+        + ("--deterministic " if ds.get("deterministic") else "")
+        + f"--gpus {GPUS}"
     )

@@ -13,9 +13,10 @@ rule evaluate:
         gpu=1 if GPUS else 0,
     params:
         run_dir=lambda wc, input: Path(input.model).parent,
+        tta=lambda wc: dataset(wc).get("tta", "none"),
     shell:
         "{CLI} evaluate {params.run_dir} --index {input.index} --split {wildcards.split} "
-        "--bootstrap {config[bootstrap]} --threads {threads} --gpus {GPUS} > {log} 2>&1"
+        "--bootstrap {config[bootstrap]} --tta {params.tta} --threads {threads} --gpus {GPUS} > {log} 2>&1"
 
 
 rule report:
