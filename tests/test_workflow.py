@@ -36,6 +36,11 @@ def test_default_dry_run_lists_one_train_job_per_dataset_and_arch(tmp_path: Path
         for arch, options in ds.get("arch_options", {}).items():
             for key, value in options.items():
                 assert re.search(rf"--arch {arch} .*--arch-option {key}={value}\b", result.stdout), (arch, key)
+        # the per-architecture recipe replaces the dataset's for that architecture only
+        for arch, recipe in ds.get("arch_recipe", {}).items():
+            for key, value in recipe.items():
+                flag = "--lr" if key == "learning_rate" else "--" + key.replace("_", "-")
+                assert re.search(rf"--arch {arch} .*{flag} {value}\b", result.stdout), (arch, key)
     expected_train = sum(len(ds["archs"]) for ds in config["datasets"].values())
     counts = _job_counts(result.stdout)
     assert counts["train"] == expected_train
@@ -131,3 +136,24 @@ def test_covid_config_short_real_run(tmp_path: Path) -> None:
     assert metrics["n"] == 46  # a stratified quarter of Covid 111 + Normal 70 (28 + 18, rounded)
     assert "binary" in metrics and "bootstrap" in metrics
     assert (tmp_path / "results" / "covid" / "comparison" / "comparison.html").is_file()
+
+
+def test_schema_and_cli_defaults_match_the_training_settings() -> None:
+    """One home for each recipe default: TrainSettings; the schema and the CLI agree with it."""
+    from dataclasses import fields
+
+    from click.testing import CliRunner
+
+    from kerascv_emotion.cli import main
+    from kerascv_emotion.training import TrainSettings
+
+    defaults = {f.name: f.default for f in fields(TrainSettings)}
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    dataset = schema["properties"]["datasets"]["additionalProperties"]["properties"]
+    train = main.commands["train"]
+    options = train.make_context("train", ["--index", "i.csv", "--arch", "vgg", "--out", "run"]).params
+    for key in ("learning_rate", "optimizer", "lr_schedule", "warmup_epochs", "weight_decay", "label_smoothing",
+                "precise_bn_images", "deterministic", "epochs", "batch_size", "image_size", "seed"):
+        assert dataset[key]["default"] == defaults[key], key
+        assert options[key] in (defaults[key], str(defaults[key])), key
+    assert CliRunner().invoke(main, ["train", "--help"]).exit_code == 0

@@ -78,11 +78,15 @@ def arch_options(ds, arch):
     return "".join(f"--arch-option {shlex.quote(f'{k}={json.dumps(v)}')} " for k, v in options.items())
 
 
-def recipe_options(ds):
-    """`--optimizer ... --label-smoothing ...` for the recipe settings the dataset sets."""
-    flags = {"optimizer": "--optimizer", "lr_schedule": "--lr-schedule", "warmup_epochs": "--warmup-epochs",
-             "weight_decay": "--weight-decay", "label_smoothing": "--label-smoothing"}
-    return "".join(f"{flag} {ds[key]} " for key, flag in flags.items() if key in ds)
+RECIPE_FLAGS = {"learning_rate": "--lr", "optimizer": "--optimizer", "lr_schedule": "--lr-schedule",
+                "warmup_epochs": "--warmup-epochs", "weight_decay": "--weight-decay",
+                "label_smoothing": "--label-smoothing"}
+
+
+def recipe_options(ds, arch):
+    """`--lr ... --label-smoothing ...`: the dataset's recipe, with `arch_recipe[arch]` over it."""
+    recipe = {key: ds[key] for key in RECIPE_FLAGS if key in ds} | ds.get("arch_recipe", {}).get(arch, {})
+    return "".join(f"{RECIPE_FLAGS[key]} {value} " for key, value in recipe.items())
 
 
 def data_options(ds):

@@ -16,8 +16,8 @@ rule train:
         run_dir=lambda wc, output: Path(output.model).parent,
         options=lambda wc: (
             f"--image-size {dataset(wc).get('image_size', 64)} --channels {dataset(wc).get('channels', 3)} "
-            f"--epochs {dataset(wc).get('epochs', 10)} --lr {dataset(wc).get('learning_rate', 0.001)} "
-            + recipe_options(dataset(wc))
+            f"--epochs {dataset(wc).get('epochs', 10)} "
+            + recipe_options(dataset(wc), arch_of(wc))
             + (f"--patience {dataset(wc)['patience']} " if "patience" in dataset(wc) else "")
             + (f"--reduce-lr-patience {dataset(wc)['reduce_lr_patience']} "
                if "reduce_lr_patience" in dataset(wc) else "")
