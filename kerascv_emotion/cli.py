@@ -1,14 +1,15 @@
 """``kerascv-emotion``: a thin click layer over the library (every Snakemake rule calls it).
 
-Library errors (:class:`~kerascv_emotion.errors.KerasCVEmotionError`) are printed as one
-line and exit with status 1; TensorFlow is imported only by the commands that need it.
+Library errors (:class:`~kerascv_emotion.errors.KerasCVEmotionError`) and filesystem errors
+(``OSError``: a full disk, a read-only or missing folder) are printed as one line and exit with
+status 1; any other exception is a bug and keeps its traceback. TensorFlow is imported only by
+the commands that need it, quietly unless ``--verbose``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,31 +24,43 @@ from kerascv_emotion.training import LR_SCHEDULES, OPTIMIZERS, PRECISE_BN_IMAGES
 log = logging.getLogger("kerascv_emotion")
 
 
+def error_line(exc: KerasCVEmotionError | OSError) -> str:
+    """The one line the CLI prints for a library or filesystem error (after ``Error: ``):
+    an OSError as ``PATH: cause`` (``SRC -> DST: cause`` for a rename)."""
+    if isinstance(exc, OSError):
+        cause = exc.strerror or str(exc) or type(exc).__name__
+        if exc.filename is None:
+            return cause
+        where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
+        return f"{where}: {cause}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 class _Group(click.Group):
-    """Turns library errors into ``Error: <one line>`` and exit status 1."""
+    """Turns library and filesystem errors into ``Error: <one line>`` and exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except KerasCVEmotionError as exc:
-            raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-            raise click.ClickException(f"{exc.strerror}: {exc.filename}") from None
+        except (KerasCVEmotionError, OSError) as exc:
+            raise click.ClickException(error_line(exc)) from None
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+def _import_tensorflow() -> None:
+    """Import TensorFlow, quietly unless the global ``--verbose`` was given."""
+    from kerascv_emotion.devices import import_tensorflow
+
+    import_tensorflow(verbose=click.get_current_context().find_root().params.get("verbose", False))
 
 
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="kerascv-emotion")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
-def main(quiet: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Also show TensorFlow's own start-up and C++ log lines.")
+def main(quiet: bool, verbose: bool) -> None:
     """Train, tune, evaluate, report and compare CNN classifiers for facial affect and X-rays."""
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    _quiet_tensorflow()
 
 
 def _split_pairs(option: str, pairs: tuple[str, ...], usage: str) -> list[tuple[str, str]]:
@@ -139,7 +152,8 @@ def index_command(root: Path, out: Path, fmt: str, val_fraction: float, test_fra
     click.echo(f"exact duplicates: {len(groups)} group(s), {len(across)} across splits, "
                f"{len(conflicting)} with conflicting labels" + ("" if dedupe or not across else " (use --dedupe)"))
     if skipped:
-        click.echo(f"skipped {len(skipped)} non-image file(s); listed in {out.with_suffix('')}.meta.json")
+        click.echo(f"skipped {len(skipped)} file(s) that are not images (or dangling links, FIFOs); "
+                   f"listed in {out.with_suffix('')}.meta.json")
     click.echo(f"wrote {out}")
 
 
@@ -200,9 +214,11 @@ _device_options = [
 
 
 def _setup_devices(threads: int, gpus: int) -> None:
+    """Claim a GPU (before TensorFlow starts), import TensorFlow, set its CPU threads."""
     from kerascv_emotion.devices import claim_gpu, set_cpu_threads
 
     claim_gpu(gpus)
+    _import_tensorflow()
     set_cpu_threads(threads)
 
 
@@ -360,6 +376,7 @@ def compare(runs: tuple[Path, ...], out: Path, split: str) -> None:
 @main.command("models")
 def models_command() -> None:
     """List the architectures `--arch` accepts."""
+    _import_tensorflow()
     from kerascv_emotion.models import available_models
 
     for name in available_models():
