@@ -48,7 +48,8 @@ def import_tensorflow(verbose: bool = False) -> None:
     """Import TensorFlow and Keras. Unless ``verbose``, their start-up lines (oneDNN notice,
     "Could not find cuda drivers", absl's preamble), which the C++ runtime writes to file
     descriptor 2 whatever ``TF_CPP_MIN_LOG_LEVEL`` says, go to ``/dev/null`` during the import,
-    and later C++ log lines below errors are off (``TF_CPP_MIN_LOG_LEVEL=3`` unless set).
+    and later C++ log lines below errors are off (``TF_CPP_MIN_LOG_LEVEL=3`` unless set; TensorFlow
+    reads it once, so the variable is restored afterwards and child processes do not inherit it).
     A no-op once TensorFlow is imported."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if "tensorflow" in sys.modules:
@@ -57,7 +58,8 @@ def import_tensorflow(verbose: bool = False) -> None:
         import keras  # noqa: F401
         import tensorflow  # noqa: F401
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    user_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = user_level or "3"
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -69,6 +71,8 @@ def import_tensorflow(verbose: bool = False) -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+        if user_level is None:
+            del os.environ["TF_CPP_MIN_LOG_LEVEL"]
 
 
 def set_cpu_threads(threads: int) -> None:
