@@ -26,7 +26,7 @@ from kerascv_emotion.training import LR_SCHEDULES, OPTIMIZERS, PRECISE_BN_IMAGES
 log = logging.getLogger("kerascv_emotion")
 
 
-def error_line(exc: KerasCVEmotionError | OSError) -> str:
+def _error_line(exc: KerasCVEmotionError | OSError) -> str:
     """The one line the CLI prints for a library or filesystem error (after ``Error: ``):
     an OSError as ``PATH: cause`` (``SRC -> DST: cause`` for a rename)."""
     if isinstance(exc, OSError):
@@ -45,7 +45,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (KerasCVEmotionError, OSError) as exc:
-            raise click.ClickException(error_line(exc)) from None
+            raise click.ClickException(_error_line(exc)) from None
 
 
 def _import_tensorflow() -> None:
