@@ -1,14 +1,15 @@
 """``kerascv-emotion``: a thin click layer over the library (every Snakemake rule calls it).
 
-Library errors (:class:`~kerascv_emotion.errors.KerasCVEmotionError`) are printed as one
-line and exit with status 1; TensorFlow is imported only by the commands that need it.
+Library errors (:class:`~kerascv_emotion.errors.KerasCVEmotionError`) and filesystem errors
+(``OSError``: a full disk, a read-only or missing folder) are printed as one line and exit with
+status 1; any other exception is a bug and keeps its traceback. TensorFlow is imported only by
+the commands that need it, quietly unless ``--verbose``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import click
 
 from kerascv_emotion import __version__
+from kerascv_emotion.data.images import MAX_IMAGE_SIDE, MAX_PIXELS_OPTION
+from kerascv_emotion.data.index import SPLITS
 from kerascv_emotion.errors import ConfigError, KerasCVEmotionError
 from kerascv_emotion.evaluation import TTA_MODES
 from kerascv_emotion.training import LR_SCHEDULES, OPTIMIZERS, PRECISE_BN_IMAGES
@@ -23,31 +26,43 @@ from kerascv_emotion.training import LR_SCHEDULES, OPTIMIZERS, PRECISE_BN_IMAGES
 log = logging.getLogger("kerascv_emotion")
 
 
+def _error_line(exc: KerasCVEmotionError | OSError) -> str:
+    """The one line the CLI prints for a library or filesystem error (after ``Error: ``):
+    an OSError as ``PATH: cause`` (``SRC -> DST: cause`` for a rename)."""
+    if isinstance(exc, OSError):
+        cause = exc.strerror or str(exc) or type(exc).__name__
+        if exc.filename is None:
+            return cause
+        where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
+        return f"{where}: {cause}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 class _Group(click.Group):
-    """Turns library errors into ``Error: <one line>`` and exit status 1."""
+    """Turns library and filesystem errors into ``Error: <one line>`` and exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except KerasCVEmotionError as exc:
-            raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-            raise click.ClickException(f"{exc.strerror}: {exc.filename}") from None
+        except (KerasCVEmotionError, OSError) as exc:
+            raise click.ClickException(_error_line(exc)) from None
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+def _import_tensorflow() -> None:
+    """Import TensorFlow, quietly unless the global ``--verbose`` was given."""
+    from kerascv_emotion.devices import import_tensorflow
+
+    import_tensorflow(verbose=click.get_current_context().find_root().params.get("verbose", False))
 
 
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="kerascv-emotion")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
-def main(quiet: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Also show TensorFlow's own start-up and C++ log lines.")
+def main(quiet: bool, verbose: bool) -> None:
     """Train, tune, evaluate, report and compare CNN classifiers for facial affect and X-rays."""
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    _quiet_tensorflow()
 
 
 def _split_pairs(option: str, pairs: tuple[str, ...], usage: str) -> list[tuple[str, str]]:
@@ -139,7 +154,8 @@ def index_command(root: Path, out: Path, fmt: str, val_fraction: float, test_fra
     click.echo(f"exact duplicates: {len(groups)} group(s), {len(across)} across splits, "
                f"{len(conflicting)} with conflicting labels" + ("" if dedupe or not across else " (use --dedupe)"))
     if skipped:
-        click.echo(f"skipped {len(skipped)} non-image file(s); listed in {out.with_suffix('')}.meta.json")
+        click.echo(f"skipped {len(skipped)} file(s) that are not images (or dangling links, FIFOs); "
+                   f"listed in {out.with_suffix('')}.meta.json")
     click.echo(f"wrote {out}")
 
 
@@ -176,6 +192,11 @@ def _augment_option(value: str) -> str | dict | None:
     return None if value == "none" else value
 
 
+_max_pixels_option = click.option(
+    MAX_PIXELS_OPTION, "max_pixels", default=None, type=click.IntRange(min=1),
+    help="Refuse images with more pixels than this (default: Pillow's limit, about 89 million).")
+_split_option = click.option("--split", default="test", show_default=True, type=click.Choice(SPLITS))
+
 _common_data_options = [
     click.option("--batch-size", default=32, show_default=True),
     click.option("--augment", default="paper_face", show_default=True,
@@ -188,6 +209,7 @@ _common_data_options = [
     click.option("--class-weight", type=click.Choice(["balanced", "none"]), default="balanced", show_default=True),
     click.option("--monitor", default=None, help="Metric for the best epoch (default val_macro_f1 / val_ccc_mean)."),
     click.option("--on-bad-image", type=click.Choice(["skip", "fail"]), default="skip", show_default=True),
+    _max_pixels_option,
     click.option("--workers", default=1, show_default=True, help="Loader worker threads."),
     click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None),
 ]
@@ -200,9 +222,11 @@ _device_options = [
 
 
 def _setup_devices(threads: int, gpus: int) -> None:
+    """Claim a GPU (before TensorFlow starts), import TensorFlow, set its CPU threads."""
     from kerascv_emotion.devices import claim_gpu, set_cpu_threads
 
     claim_gpu(gpus)
+    _import_tensorflow()
     set_cpu_threads(threads)
 
 
@@ -219,7 +243,8 @@ def _with(options: list[Any]) -> Any:
 @click.option("--arch", required=True, help="alexnet, vgg, mobilenet, covid or keras:<Application>.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
 @click.option("--task", type=click.Choice(["classification", "regression"]), default="classification")
-@click.option("--image-size", default=64, show_default=True)
+@click.option("--image-size", default=64, show_default=True, type=click.IntRange(8, MAX_IMAGE_SIDE),
+              help="Side of the square model input in pixels.")
 @click.option("--channels", type=click.Choice(["1", "3"]), default="3", show_default=True)
 @click.option("--epochs", default=10, show_default=True)
 @click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True),
@@ -245,8 +270,8 @@ def train(index_path: Path, arch: str, out: Path, task: str, image_size: int, ch
           label_smoothing: float, patience: int | None, reduce_lr_patience: int | None, tensorboard: bool,
           mixed_precision: bool, weights: str | None, arch_options: tuple[str, ...], batch_size: int,
           augment: str, seed: int, deterministic: bool, precise_bn_images: int,
-          class_weight: str, monitor: str | None, on_bad_image: str, workers: int, cache_dir: Path | None,
-          threads: int, gpus: int) -> None:
+          class_weight: str, monitor: str | None, on_bad_image: str, max_pixels: int | None, workers: int,
+          cache_dir: Path | None, threads: int, gpus: int) -> None:
     """Train one model on an index into the run directory OUT."""
     from kerascv_emotion.data.index import read_index
 
@@ -263,7 +288,7 @@ def train(index_path: Path, arch: str, out: Path, task: str, image_size: int, ch
         weight_decay=weight_decay, label_smoothing=label_smoothing, deterministic=deterministic,
         precise_bn_images=precise_bn_images,
         class_weight=None if class_weight == "none" else class_weight, monitor=monitor, patience=patience, reduce_lr_patience=reduce_lr_patience, on_bad_image=on_bad_image,
-        workers=workers, cache_dir=str(cache_dir) if cache_dir else None, tensorboard=tensorboard,
+        max_pixels=max_pixels, workers=workers, cache_dir=str(cache_dir) if cache_dir else None, tensorboard=tensorboard,
         mixed_precision=mixed_precision,
         arch_kwargs=_parse_arch_options(arch_options) | ({"weights": weights} if weights else {}),
     )
@@ -285,8 +310,8 @@ def train(index_path: Path, arch: str, out: Path, task: str, image_size: int, ch
 @_with(_common_data_options + _device_options)
 def tune(model: Path, index_path: Path, out: Path, task: str | None, head_epochs: int, finetune_epochs: int,
          head_lr: float, finetune_lr: float, unfreeze_blocks: int | None, batch_size: int, augment: str,
-         seed: int, deterministic: bool, precise_bn_images: int, class_weight: str, monitor: str | None, on_bad_image: str, workers: int,
-         cache_dir: Path | None, threads: int, gpus: int) -> None:
+         seed: int, deterministic: bool, precise_bn_images: int, class_weight: str, monitor: str | None, on_bad_image: str,
+         max_pixels: int | None, workers: int, cache_dir: Path | None, threads: int, gpus: int) -> None:
     """Fine-tune MODEL (a .keras file or a run directory): head first, then unfrozen at a low rate."""
     from kerascv_emotion.data.index import read_index
 
@@ -300,7 +325,8 @@ def tune(model: Path, index_path: Path, out: Path, task: str | None, head_epochs
         finetune_epochs=finetune_epochs, head_learning_rate=head_lr, finetune_learning_rate=finetune_lr,
         unfreeze_blocks=unfreeze_blocks, batch_size=batch_size, augment=_augment_option(augment), seed=seed,
         deterministic=deterministic, precise_bn_images=precise_bn_images, class_weight=None if class_weight == "none" else class_weight, monitor=monitor,
-        on_bad_image=on_bad_image, workers=workers, cache_dir=str(cache_dir) if cache_dir else None,
+        on_bad_image=on_bad_image, max_pixels=max_pixels, workers=workers,
+        cache_dir=str(cache_dir) if cache_dir else None,
     )
     run = tune_run(settings, out)
     click.echo(f"wrote {run / 'model.keras'}")
@@ -310,19 +336,21 @@ def tune(model: Path, index_path: Path, out: Path, task: str | None, head_epochs
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--index", "index_path", default=None, type=click.Path(path_type=Path),
               help="Default: the index the run was trained on.")
-@click.option("--split", default="test", show_default=True)
+@_split_option
 @click.option("--bootstrap", default=1000, show_default=True, help="Bootstrap resamples for intervals (0: none).")
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--tta", type=click.Choice(list(TTA_MODES)), default="none", show_default=True,
               help="Test-time augmentation: hflip averages each image's outputs with its mirror's.")
+@_max_pixels_option
 @_with(_device_options)
 def evaluate(run: Path, index_path: Path | None, split: str, bootstrap: int, seed: int, tta: str,
-             threads: int, gpus: int) -> None:
+             max_pixels: int | None, threads: int, gpus: int) -> None:
     """Predict a split with RUN's model; write predictions and metrics JSON under RUN/eval/SPLIT."""
     _setup_devices(threads, gpus)
     from kerascv_emotion.evaluation import evaluate as evaluate_run
 
-    metrics = evaluate_run(run, index_path, split=split, bootstrap=bootstrap, seed=seed, tta=tta)
+    metrics = evaluate_run(run, index_path, split=split, bootstrap=bootstrap, seed=seed, tta=tta,
+                           max_pixels=max_pixels)
     if metrics["task"] == "classification":
         plain = metrics.get("without_tta")
         click.echo(f"{run} {split}: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_avg']['f1']:.3f}"
@@ -335,7 +363,7 @@ def evaluate(run: Path, index_path: Path | None, split: str, bootstrap: int, see
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--split", default="test", show_default=True)
+@_split_option
 @click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path), help="Default RUN/report.")
 def report(run: Path, split: str, out: Path | None) -> None:
     """Write RUN's figures and report.html (needs `evaluate` first for the test figures)."""
@@ -348,18 +376,22 @@ def report(run: Path, split: str, out: Path | None) -> None:
 @main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--split", default="test", show_default=True)
+@_split_option
 def compare(runs: tuple[Path, ...], out: Path, split: str) -> None:
     """Compare several evaluated runs side by side into OUT/comparison.html."""
     from kerascv_emotion.reporting import write_comparison
+    from kerascv_emotion.reporting.comparison import comparison_notes
 
     html = write_comparison(list(runs), out, split=split)
+    for note in comparison_notes(list(runs), split=split):
+        click.echo(f"note: {note}")
     click.echo(f"wrote {html}")
 
 
 @main.command("models")
 def models_command() -> None:
     """List the architectures `--arch` accepts."""
+    _import_tensorflow()
     from kerascv_emotion.models import available_models
 
     for name in available_models():

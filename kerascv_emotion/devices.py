@@ -1,11 +1,13 @@
-"""Compute-device set-up for one job: CPU threads and, on a multi-GPU machine, one GPU per
-job (so that parallel Snakemake jobs spread over the GPUs instead of piling onto GPU 0)."""
+"""Compute-device set-up for one job: a quiet TensorFlow import, CPU threads and, on a
+multi-GPU machine, one GPU per job (so that parallel Snakemake jobs spread over the GPUs
+instead of piling onto GPU 0)."""
 
 from __future__ import annotations
 
 import fcntl
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import IO
@@ -40,6 +42,37 @@ def claim_gpu(num_gpus: int, lock_dir: str | os.PathLike | None = None) -> int |
         return gpu
     log.warning("all %d GPUs are claimed by other jobs; sharing them", num_gpus)
     return None
+
+
+def import_tensorflow(verbose: bool = False) -> None:
+    """Import TensorFlow and Keras. Unless ``verbose``, their start-up lines (oneDNN notice,
+    "Could not find cuda drivers", absl's preamble), which the C++ runtime writes to file
+    descriptor 2 whatever ``TF_CPP_MIN_LOG_LEVEL`` says, go to ``/dev/null`` during the import,
+    and later C++ log lines below errors are off (``TF_CPP_MIN_LOG_LEVEL=3`` unless set; TensorFlow
+    reads it once, so the variable is restored afterwards and child processes do not inherit it).
+    A no-op once TensorFlow is imported."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "tensorflow" in sys.modules:
+        return
+    if verbose:
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+        return
+    user_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = user_level or "3"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+        if user_level is None:
+            del os.environ["TF_CPP_MIN_LOG_LEVEL"]
 
 
 def set_cpu_threads(threads: int) -> None:

@@ -71,7 +71,7 @@ def split_groups(index: Any, split: str, paths: Sequence[str]) -> list[str] | No
 
 def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = None, split: str = "test",
              bootstrap: int = 1000, seed: int = 0, batch_size: int = 64,
-             on_bad_image: str | None = None, tta: str = "none") -> dict[str, Any]:
+             on_bad_image: str | None = None, tta: str = "none", max_pixels: int | None = None) -> dict[str, Any]:
     """Predict ``split`` of the index with ``RUN/model.keras`` and write
     ``RUN/eval/<split>/predictions.npz`` and ``metrics.json``; returns the metrics dict.
 
@@ -79,7 +79,7 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     number of bootstrap resamples for confidence intervals (0 to skip). ``tta="hflip"``
     averages each image's outputs with its mirror's (:func:`predict_outputs`); the metrics are
     then those of the averaged outputs, and ``without_tta`` holds the plain pass's headline
-    figures beside them.
+    figures beside them. ``on_bad_image`` and ``max_pixels`` default to the run's own settings.
     """
     from kerascv_emotion.data.cache import load_split
     from kerascv_emotion.data.index import read_index
@@ -102,7 +102,8 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
         raise DataError(f"index {index_path} has no '{split}' images (it has {index.splits()})")
     cached = load_split(index, split, int(config["image_size"]), int(config["channels"]),
                         cache_dir=Path(config["cache_dir"]) if config.get("cache_dir") else index_path.parent / ".cache",
-                        on_bad_image=on_bad_image or config.get("on_bad_image", "skip"))
+                        on_bad_image=on_bad_image or config.get("on_bad_image", "skip"),
+                        max_pixels=max_pixels or config.get("max_pixels"))
     model = load_model(run_dir / "model.keras")
     batches = ImageBatches(cached, batch_size=batch_size, task=task, augment=None, shuffle=False)
     outputs = predict_outputs(model, batches, tta)

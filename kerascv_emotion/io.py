@@ -1,4 +1,7 @@
-"""Atomic file output: an interrupted run never leaves a half-written file behind."""
+"""Atomic file output: an interrupted run, or one that fails (a full disk, a read-only
+folder), never leaves a half-written file or a temporary file behind. Files get the mode
+``0o666`` less the process's umask, as ``open`` would give them (``mkstemp`` alone gives 0600).
+"""
 
 from __future__ import annotations
 
@@ -12,23 +15,55 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def umask() -> int:
+    """The process's umask (read from ``/proc`` where possible: setting it to read it back
+    would briefly change it for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+@contextlib.contextmanager
+def _temporary(target: Path, prefix: str, suffix: str) -> Iterator[str]:
+    """A temporary file beside ``target`` with the umask's mode, renamed over ``target`` when
+    the block succeeds and removed when it fails. An OSError without a file name (``write``
+    or ``fsync`` on a full disk) is given ``target``'s, so that its message names the file."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
+    except OSError as exc:
+        exc.filename = exc.filename or str(target)
+        raise
+    try:
+        try:
+            os.fchmod(fd, 0o666 & ~umask())
+        finally:
+            os.close(fd)
+        yield tmp_name
+        os.replace(tmp_name, target)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(target)
+        raise
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        with open(tmp_name, mode, **kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
+    with _temporary(target, f".{target.name}.", ".tmp") as tmp_name, open(tmp_name, mode, **kwargs) as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 @contextlib.contextmanager
@@ -40,19 +75,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     from the extension (Keras, matplotlib) still do.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=suffix if suffix is not None else target.suffix,
-        dir=target.parent,
-    )
-    os.close(fd)
-    try:
+    with _temporary(target, f".{target.stem}.", suffix if suffix is not None else target.suffix) as tmp_name:
         yield Path(tmp_name)
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
 
 
 def _json_default(value: Any) -> Any:

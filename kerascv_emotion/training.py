@@ -13,6 +13,7 @@ atomically, so an interrupted run never leaves a half ``model.keras``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -20,7 +21,7 @@ import os
 import platform
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ class TrainSettings:
     reduce_lr_patience: int | None = None
     precise_bn_images: int = PRECISE_BN_IMAGES
     on_bad_image: str = "skip"
+    max_pixels: int | None = None  # decoder's pixel limit (None: Pillow's, about 89 megapixels)
     workers: int = 1
     cache_dir: str | None = None
     tensorboard: bool = False
@@ -215,10 +217,10 @@ def _load_data(settings: TrainSettings, num_outputs_hint: int | None = None) -> 
     if settings.task == "regression" and not index.has_valence_arousal:
         raise DataError(f"index {settings.index} lacks valence/arousal for some rows; a regression run needs them")
     cache_dir = Path(settings.cache_dir) if settings.cache_dir else Path(settings.index).parent / ".cache"
-    train_split = load_split(index, "train", settings.image_size, settings.channels,
-                             cache_dir=cache_dir, on_bad_image=settings.on_bad_image)
-    val_split = load_split(index, "val", settings.image_size, settings.channels,
-                           cache_dir=cache_dir, on_bad_image=settings.on_bad_image)
+    train_split = load_split(index, "train", settings.image_size, settings.channels, cache_dir=cache_dir,
+                             on_bad_image=settings.on_bad_image, max_pixels=settings.max_pixels)
+    val_split = load_split(index, "val", settings.image_size, settings.channels, cache_dir=cache_dir,
+                           on_bad_image=settings.on_bad_image, max_pixels=settings.max_pixels)
     if len(train_split.label_ids) == 0 or len(val_split.label_ids) == 0:
         raise DataError(f"index {settings.index}: no usable train or val images after skipping bad files")
     weights = None
@@ -462,11 +464,20 @@ def _settings_dict(settings: TrainSettings, **extra: Any) -> dict[str, Any]:
     return out
 
 
-def _prepare_run_dir(out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
+@contextlib.contextmanager
+def _run_dir(out_dir: Path) -> Iterator[Path]:
+    """Make ``out_dir/work`` and yield it; if the block fails, the folders this call made
+    are removed again while still empty (a settings or data error leaves no empty run)."""
+    made = [p for p in (out_dir / "work", *(out_dir / "work").parents) if not p.exists()]
     work = out_dir / "work"
-    work.mkdir(exist_ok=True)
-    return work
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        yield work
+    except BaseException:
+        for folder in made:  # innermost first
+            with contextlib.suppress(OSError):  # not empty (a resumable backup), or gone
+                folder.rmdir()
+        raise
 
 
 def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2) -> Path:
@@ -478,25 +489,25 @@ def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2)
     PerClassMetrics; the best epoch by ``settings.monitor`` (default ``val_macro_f1`` /
     ``val_ccc_mean``) is kept as ``model.keras``. Returns the run directory.
     """
-    from kerascv_emotion.models import build_model
+    from kerascv_emotion.models import build_model, check_model_options
 
     settings.check()
+    check_model_options(settings.arch, settings.arch_kwargs)
     run_dir = Path(out_dir)
-    work = _prepare_run_dir(run_dir)
-    seed_everything(settings.seed, settings.deterministic)
-    _configure_precision(settings.mixed_precision)  # the "predictions" layer stays float32
-    data = _load_data(settings)
-    num_outputs = len(data.class_names) if settings.task == "classification" else 2
-    model = build_model(settings.arch, input_shape=(settings.image_size, settings.image_size, settings.channels),
-                        num_classes=num_outputs, head=settings.task, **settings.arch_kwargs)
-    _compile(model, settings, make_optimizer(settings, settings.learning_rate, len(data.train), settings.epochs))
-    result = _fit_phase(model, settings, data, work, "train", 0, settings.epochs, None, verbose)
-    if result.checkpoint is None:
-        raise DataError(f"training {run_dir} never produced a finite {_monitor(settings)[0]}; see {work}")
-    checkpoint = result.checkpoint
-    _finish_run(run_dir, work, checkpoint, ["train"], settings, data, model,
-                phases=[{"name": "train", "first_epoch": 0, "epochs": settings.epochs,
-                         "learning_rate": settings.learning_rate}])
+    with _run_dir(run_dir) as work:
+        seed_everything(settings.seed, settings.deterministic)
+        _configure_precision(settings.mixed_precision)  # the "predictions" layer stays float32
+        data = _load_data(settings)
+        num_outputs = len(data.class_names) if settings.task == "classification" else 2
+        model = build_model(settings.arch, input_shape=(settings.image_size, settings.image_size, settings.channels),
+                            num_classes=num_outputs, head=settings.task, **settings.arch_kwargs)
+        _compile(model, settings, make_optimizer(settings, settings.learning_rate, len(data.train), settings.epochs))
+        result = _fit_phase(model, settings, data, work, "train", 0, settings.epochs, None, verbose)
+        if result.checkpoint is None:
+            raise DataError(f"training {run_dir} never produced a finite {_monitor(settings)[0]}; see {work}")
+        _finish_run(run_dir, work, result.checkpoint, ["train"], settings, data, model,
+                    phases=[{"name": "train", "first_epoch": 0, "epochs": settings.epochs,
+                             "learning_rate": settings.learning_rate}])
     return run_dir
 
 
@@ -535,6 +546,8 @@ def load_model(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"model file {path} does not exist")
+    if not _keras_file_readable(path):
+        raise DataError(f"model file {path} is corrupt or not a Keras file (not a readable .keras zip archive)")
     try:
         return keras.saving.load_model(path)
     except Exception as exc:  # noqa: BLE001 - a corrupt file can fail in many ways
@@ -606,6 +619,7 @@ class TuneSettings:
     class_weight: str | None = "balanced"
     monitor: str | None = None
     on_bad_image: str = "skip"
+    max_pixels: int | None = None
     workers: int = 1
     cache_dir: str | None = None
     precise_bn_images: int = PRECISE_BN_IMAGES
@@ -641,45 +655,46 @@ def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2) -
         channels=channels, epochs=settings.head_epochs + settings.finetune_epochs,
         batch_size=settings.batch_size, augment=settings.augment, seed=settings.seed,
         learning_rate=settings.head_learning_rate, class_weight=settings.class_weight,
-        monitor=settings.monitor, on_bad_image=settings.on_bad_image, workers=settings.workers,
+        monitor=settings.monitor, on_bad_image=settings.on_bad_image, max_pixels=settings.max_pixels,
+        workers=settings.workers,
         cache_dir=settings.cache_dir, precise_bn_images=settings.precise_bn_images,
         deterministic=settings.deterministic,
     )
     train_settings.check()
     run_dir = Path(out_dir)
-    work = _prepare_run_dir(run_dir)
-    seed_everything(settings.seed, settings.deterministic)
-    data = _load_data(train_settings)
-    num_outputs = len(data.class_names) if task == "classification" else 2
-    old_task = base_config.get("task", "regression" if model.output_shape[-1] == 2 and
-                               model.get_layer("predictions").activation.__name__ == "linear" else "classification")
-    new_head = task != old_task or model.output_shape[-1] != num_outputs
-    if new_head:
-        model = replace_predictions(model, num_outputs, task)
-    phases: list[dict[str, Any]] = []
-    checkpoint: Path | None = None
-    best: float | None = None
-    phase_names: list[str] = []
-    epoch = 0
-    for phase, epochs, lr in (("head", settings.head_epochs, settings.head_learning_rate),
-                              ("finetune", settings.finetune_epochs, settings.finetune_learning_rate)):
-        if epochs <= 0:
-            continue
-        state = set_trainable(model, phase, settings.unfreeze_blocks)
-        if checkpoint is not None:  # continue from the best epoch so far, not the last one
-            model.load_weights(checkpoint)
-        _compile(model, train_settings, make_optimizer(train_settings, lr, len(data.train), epochs))
-        result = _fit_phase(model, train_settings, data, work, phase, epoch, epochs, best, verbose)
-        checkpoint, best = result.checkpoint or checkpoint, result.best
-        phases.append({"name": phase, "first_epoch": epoch, "epochs": epochs, "learning_rate": lr,
-                       "trainable_layers": sum(state.values()), "frozen_layers": len(state) - sum(state.values())})
-        phase_names.append(phase)
-        epoch += epochs
-    if not phase_names:
-        raise ConfigError("tune needs head_epochs or finetune_epochs > 0")
-    if checkpoint is None:
-        raise DataError(f"tuning {run_dir} never produced a finite {_monitor(train_settings)[0]}; see {work}")
-    _finish_run(run_dir, work, checkpoint, phase_names, train_settings, data, model, phases=phases,
-                tuned_from=str(settings.model), new_head=new_head,
-                unfreeze_blocks=settings.unfreeze_blocks)
+    with _run_dir(run_dir) as work:
+        seed_everything(settings.seed, settings.deterministic)
+        data = _load_data(train_settings)
+        num_outputs = len(data.class_names) if task == "classification" else 2
+        old_task = base_config.get("task", "regression" if model.output_shape[-1] == 2 and
+                                   model.get_layer("predictions").activation.__name__ == "linear" else "classification")
+        new_head = task != old_task or model.output_shape[-1] != num_outputs
+        if new_head:
+            model = replace_predictions(model, num_outputs, task)
+        phases: list[dict[str, Any]] = []
+        checkpoint: Path | None = None
+        best: float | None = None
+        phase_names: list[str] = []
+        epoch = 0
+        for phase, epochs, lr in (("head", settings.head_epochs, settings.head_learning_rate),
+                                  ("finetune", settings.finetune_epochs, settings.finetune_learning_rate)):
+            if epochs <= 0:
+                continue
+            state = set_trainable(model, phase, settings.unfreeze_blocks)
+            if checkpoint is not None:  # continue from the best epoch so far, not the last one
+                model.load_weights(checkpoint)
+            _compile(model, train_settings, make_optimizer(train_settings, lr, len(data.train), epochs))
+            result = _fit_phase(model, train_settings, data, work, phase, epoch, epochs, best, verbose)
+            checkpoint, best = result.checkpoint or checkpoint, result.best
+            phases.append({"name": phase, "first_epoch": epoch, "epochs": epochs, "learning_rate": lr,
+                           "trainable_layers": sum(state.values()), "frozen_layers": len(state) - sum(state.values())})
+            phase_names.append(phase)
+            epoch += epochs
+        if not phase_names:
+            raise ConfigError("tune needs head_epochs or finetune_epochs > 0")
+        if checkpoint is None:
+            raise DataError(f"tuning {run_dir} never produced a finite {_monitor(train_settings)[0]}; see {work}")
+        _finish_run(run_dir, work, checkpoint, phase_names, train_settings, data, model, phases=phases,
+                    tuned_from=str(settings.model), new_head=new_head,
+                    unfreeze_blocks=settings.unfreeze_blocks)
     return run_dir

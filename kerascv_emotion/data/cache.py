@@ -9,6 +9,11 @@ is reused across runs and Snakemake jobs. Each build writes a temporary file bes
 target and renames it into place (``os.replace``): two jobs building the same cache at once
 both produce identical content and the last rename wins; nobody reads a half-written file.
 
+Before a build, ``load_split`` refuses (one line) a cache that would not fit on the folder's
+disk (rows x H x W x C bytes) and removes hidden temporary files older than
+:data:`STALE_TEMP_SECONDS` that a killed build left behind (a younger one may belong to a
+build in progress).
+
 The cache folder is, in order: the ``cache_dir`` argument, the ``KERASCV_EMOTION_CACHE``
 environment variable, ``<index folder>/.cache`` when ``load_split`` is given the index
 CSV's path, else ``$XDG_CACHE_HOME/kerascv_emotion`` (``~/.cache/kerascv_emotion``).
@@ -20,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -46,6 +52,8 @@ CACHE_FORMAT = "kerascv_emotion.cache/1"
 CACHE_ENV = "KERASCV_EMOTION_CACHE"
 BAD_IMAGE_POLICIES = ("skip", "fail")
 CHUNK = 256  # images decoded per round; bounds the build's memory
+STALE_TEMP_SECONDS = 3600
+"""A hidden temporary file in the cache folder untouched this long is a killed build's."""
 
 
 @dataclass
@@ -231,6 +239,40 @@ def _open_images(
     return images if images.shape == (meta["n_images"], *hw, channels) else None
 
 
+def _remove_stale_temps(folder: Path) -> None:
+    """Delete the atomic writers' hidden temporaries (``.NAME.*.npy``/``.tmp``) in ``folder``
+    older than :data:`STALE_TEMP_SECONDS`."""
+    if not folder.is_dir():
+        return
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for path in folder.glob(".*"):
+        try:
+            if path.suffix in (".npy", ".tmp") and path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                log.info("cache: removed %s, left by an interrupted build", path)
+        except FileNotFoundError:  # removed meanwhile by another job
+            continue
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.2f} GB"
+
+
+def _check_room(folder: Path, split: str, n_rows: int, hw: tuple[int, int], channels: int) -> None:
+    """Raise DataError when the cache file (``n_rows`` x H x W x C bytes) cannot fit on the
+    disk of ``folder`` (or of its nearest existing parent)."""
+    need = n_rows * hw[0] * hw[1] * channels
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if need > free:
+        raise DataError(
+            f"the cache of split {split!r} needs {_gb(need)} ({n_rows} images x {hw[0]}x{hw[1]}x{channels} bytes) "
+            f"but {existing} has {_gb(free)} free; use a smaller --image-size or another --cache-dir "
+            f"(or {CACHE_ENV})")
+
+
 def _default_workers() -> int:
     affinity = getattr(os, "sched_getaffinity", None)
     return len(affinity(0)) if affinity else (os.cpu_count() or 1)
@@ -283,6 +325,8 @@ def load_split(
     if meta is not None and images is None:
         log.warning("cache: %s is unreadable or incomplete; rebuilding it", image_file)
     if images is None:
+        _remove_stale_temps(folder)
+        _check_room(folder, split, len(sub.records), hw, channels)
         meta = _build(sub, split, image_file, meta_file, key, hw, channels, min_size, max_pixels,
                       on_bad_image, workers, progress)
         images = _open_images(image_file, meta, hw, channels)

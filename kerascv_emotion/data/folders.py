@@ -34,10 +34,14 @@ def _scan_class_dir(class_dir: Path, root: Path, skipped: list[dict[str, str]]) 
                 continue
             full = Path(dirpath) / name
             rel = full.relative_to(root).as_posix()
-            if full.suffix.lower() in IMAGE_EXTENSIONS:
-                found.append(rel)
-            else:
+            if full.suffix.lower() not in IMAGE_EXTENSIONS:
                 skipped.append({"path": rel, "reason": f"not an image extension ({full.suffix or 'none'})"})
+            elif full.is_symlink() and not full.exists():
+                skipped.append({"path": rel, "reason": f"dangling symlink (to {os.readlink(full)})"})
+            elif not full.is_file():
+                skipped.append({"path": rel, "reason": "not a regular file (a FIFO, socket or device)"})
+            else:
+                found.append(rel)
     return found
 
 
@@ -58,7 +62,8 @@ def index_from_folders(
 
     Class names are the folder names (spaces allowed), mapped by ``class_map`` and, when
     ``classes`` is given, restricted to and ordered as ``classes``; otherwise sorted.
-    Files without an image extension are skipped, counted and listed in ``meta["skipped"]``.
+    Files without an image extension, dangling symlinks and non-regular files (FIFOs) are
+    skipped, counted and listed in ``meta["skipped"]``.
     """
     root = Path(root)
     if not root.is_dir():

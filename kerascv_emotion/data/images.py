@@ -2,17 +2,23 @@
 
 Every image goes through the same steps, in this order:
 
-1. open with Pillow (header only) and refuse sizes above ``max_pixels`` (decompression
-   bombs: a small file that claims billions of pixels);
+1. refuse anything but a regular file (a FIFO would block the reader forever; a device or
+   socket is no image), then open with Pillow (header only) and refuse sizes above
+   ``max_pixels`` (decompression bombs: a small file that claims billions of pixels);
 2. decode, apply the EXIF orientation (``ImageOps.exif_transpose``), so the picture is upright;
-3. convert the mode to RGB (``channels=3``) or L (``channels=1``): palette and ``LA``/``RGBA``
+3. crop the face box ``(x, y, w, h)`` (pixels of the upright image), clipped to the image;
+4. convert the mode to RGB (``channels=3``) or L (``channels=1``): palette and ``LA``/``RGBA``
    images with transparency are composited over black, CMYK is converted by Pillow, 16-bit
    (``I;16``, ``I``) images are scaled from 0..65535 to 0..255 (Pillow's own conversion
-   would clip them), float (``F``) images are clipped to 0..255;
-4. crop the face box ``(x, y, w, h)`` (pixels of the upright image), clipped to the image;
+   would clip them), float (``F``) images are clipped to 0..255; these are converted a band
+   of rows at a time, so a large 16-bit image costs its decoded size plus one byte a pixel;
 5. refuse a region smaller than ``min_size`` pixels on a side (default 8: a 1x1 image is a
    broken download or placeholder, not a face; upscaling it would feed the model a flat patch);
-6. resize (stretch, bilinear with Pillow's antialiasing) to ``size``.
+6. resize (stretch, bilinear with Pillow's antialiasing) to ``size`` (at most
+   :data:`MAX_IMAGE_SIDE` pixels a side).
+
+Cropping before the mode conversion gives the same pixels as after it (every conversion
+works pixel by pixel) and converts only the face.
 
 Any failure raises :class:`kerascv_emotion.errors.BadImageError` (path + reason).
 """
@@ -20,6 +26,7 @@ Any failure raises :class:`kerascv_emotion.errors.BadImageError` (path + reason)
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import zlib
 from collections.abc import Sequence
@@ -30,6 +37,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from kerascv_emotion.errors import BadImageError, ConfigError
 
 DEFAULT_MIN_SIZE = 8
+MAX_IMAGE_SIDE = 1024
+"""Largest ``image_size`` (pixels a side) a model may take; also the workflow schema's maximum."""
+MAX_PIXELS_OPTION = "--max-image-pixels"
+"""The CLI option that sets ``max_pixels`` (named in the error message)."""
+_ROWS_PER_BAND = 256  # rows of a 16-bit or float image converted at a time
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 # errors Pillow and its codecs raise for corrupt or truncated data
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
@@ -40,6 +52,8 @@ def image_size_hw(size: int | Sequence[int]) -> tuple[int, int]:
     hw = (size, size) if isinstance(size, int | np.integer) else tuple(size)
     if len(hw) != 2 or not all(isinstance(v, int | np.integer) and v > 0 for v in hw):
         raise ConfigError(f"image_size={size!r}: give one positive int or (height, width)")
+    if max(hw) > MAX_IMAGE_SIDE:
+        raise ConfigError(f"image_size={size!r}: at most {MAX_IMAGE_SIDE} pixels a side")
     return int(hw[0]), int(hw[1])
 
 
@@ -51,11 +65,17 @@ def check_channels(channels: int) -> int:
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
-    """16/32-bit integer (taken as 0..65535) or float (taken as 0..255) modes -> ``L``."""
-    arr = np.asarray(img, dtype=np.float64)
-    if img.mode in _SIXTEEN_BIT_MODES:
-        arr = arr / 257.0
-    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
+    """16/32-bit integer (taken as 0..65535) or float (taken as 0..255) modes -> ``L``,
+    converted :data:`_ROWS_PER_BAND` rows at a time (a float64 copy of a whole large image
+    would take 8 bytes a pixel, several times over)."""
+    out = np.empty((img.height, img.width), dtype=np.uint8)
+    for top in range(0, img.height, _ROWS_PER_BAND):
+        bottom = min(top + _ROWS_PER_BAND, img.height)
+        band = np.asarray(img.crop((0, top, img.width, bottom)), dtype=np.float64)
+        if img.mode in _SIXTEEN_BIT_MODES:
+            band = band / 257.0
+        out[top:bottom] = np.clip(np.rint(band), 0, 255)
+    return Image.fromarray(out)
 
 
 def _flatten(img: Image.Image) -> Image.Image:
@@ -90,6 +110,25 @@ def _crop_box(img: Image.Image, face_box: Sequence[int], path: str) -> Image.Ima
     return img.crop((left, top, right, bottom))
 
 
+def _check_regular_file(name: str) -> None:
+    """Raise BadImageError unless ``name`` is a regular file (following symlinks): opening a
+    FIFO would wait for a writer forever. A directory keeps Pillow's own message."""
+    mode = os.stat(name).st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file")
+    raise BadImageError(name, f"not a regular file: {kind}")
+
+
+def _allow_in_pillow(limit: int | None) -> None:
+    """Let ``limit`` through Pillow's own bomb check, which refuses twice its global
+    ``Image.MAX_IMAGE_PIXELS`` on open: that global is raised (never lowered) to ``limit``;
+    :func:`load_image` applies ``limit`` itself."""
+    if limit is not None and Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
 def load_image(
     path: str | os.PathLike,
     size: int | Sequence[int],
@@ -104,19 +143,23 @@ def load_image(
     ``min_size``: the (cropped) region must be at least this many pixels on both sides.
     ``max_pixels``: refuse images with more pixels than this (default: Pillow's
     ``Image.MAX_IMAGE_PIXELS``, about 89 megapixels) before decoding them.
-    Raises BadImageError for a missing, unreadable, corrupt, too large or too small image.
+    Raises BadImageError for a missing, unreadable, non-regular, corrupt, too large or too
+    small image.
     """
     height, width = image_size_hw(size)
     check_channels(channels)
     name = os.fspath(path)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    _allow_in_pillow(limit)
     try:
+        _check_regular_file(name)
         with Image.open(name) as img:
             n_pixels = img.width * img.height
             if limit is not None and n_pixels > limit:
                 raise BadImageError(
                     name, f"image claims {img.width}x{img.height} = {n_pixels} pixels, above the "
-                    f"limit of {limit} (possible decompression bomb); raise max_pixels if it is genuine",
+                    f"limit of {limit} (possible decompression bomb); raise {MAX_PIXELS_OPTION} "
+                    "(max_pixels) if it is genuine",
                 )
             img.load()
             ImageOps.exif_transpose(img, in_place=True)
@@ -127,16 +170,18 @@ def load_image(
     except (PermissionError, IsADirectoryError) as exc:
         raise BadImageError(name, f"cannot read the file ({exc.strerror})") from None
     except Image.DecompressionBombError as exc:
-        raise BadImageError(name, f"possible decompression bomb ({exc})") from None
+        raise BadImageError(name, f"possible decompression bomb ({exc}); raise {MAX_PIXELS_OPTION} "
+                            "(max_pixels) if it is genuine") from None
     except UnidentifiedImageError:
         size_bytes = os.path.getsize(name)
         what = "empty file (0 bytes)" if size_bytes == 0 else f"not a recognised image format ({size_bytes} bytes)"
         raise BadImageError(name, what) from None
     except _DECODE_ERRORS as exc:
         raise BadImageError(name, f"truncated or corrupt image data ({exc})") from None
-    flat = _flatten(img)  # decoded: usable after the file is closed
+    flat = img  # decoded: usable after the file is closed
     if face_box is not None:
         flat = _crop_box(flat, face_box, name)
+    flat = _flatten(flat)
     if flat.width < min_size or flat.height < min_size:
         region = "face box" if face_box is not None else "image"
         raise BadImageError(

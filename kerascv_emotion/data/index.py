@@ -224,10 +224,31 @@ def read_index(csv_path: str | os.PathLike) -> DatasetIndex:
                 records.append(_parse_row(row))
             except (ValueError, DataError) as exc:
                 raise DataError(f"{csv_path}, line {line_no}: {exc}") from None
+    _check_repeated_rows(csv_path, records)
     try:
         return DatasetIndex(root, class_names, records, meta.get("meta", {}))
     except DataError as exc:
         raise DataError(f"{csv_path}: {exc}") from None
+
+
+def _check_repeated_rows(csv_path: Path, records: Sequence[IndexRecord]) -> None:
+    """A path listed twice counts twice: warn when the copies share a split and label, raise
+    DataError when they sit in different splits (a test image seen in training) or disagree
+    on the label."""
+    seen: dict[str, list[IndexRecord]] = {}
+    for rec in records:
+        seen.setdefault(rec.path, []).append(rec)
+    repeated = {path: recs for path, recs in seen.items() if len(recs) > 1}
+    for path, recs in repeated.items():
+        splits = sorted({r.split for r in recs}, key=SPLITS.index)
+        labels = sorted({r.label for r in recs})
+        if len(splits) > 1 or len(labels) > 1:
+            what = f"splits {' and '.join(splits)}" if len(splits) > 1 else f"labels {' and '.join(labels)}"
+            raise DataError(f"{csv_path}: {path!r} is listed twice or more, in {what}; keep one row per image")
+    if repeated:
+        example = next(iter(repeated))
+        log.warning("%s: %d image(s) listed twice or more in the same split (e.g. %r, %d times); each copy "
+                    "counts", csv_path, len(repeated), example, len(repeated[example]))
 
 
 def _opt_float(text: str | None) -> float | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -84,22 +84,34 @@ def build_model(
     """
     shape = check_input_shape(input_shape)
     check_head(head, num_classes)
+    check_model_options(name, kwargs)
+    return _builder(name)(shape, num_classes, head, **kwargs)
+
+
+def _builder(name: str) -> ModelBuilder:
+    """The builder of ``name``; ConfigError (listing the choices) for an unknown one."""
     if name.startswith(KERAS_PREFIX) and name[len(KERAS_PREFIX):] in APPLICATIONS:
-        builder: ModelBuilder = functools.partial(build_application, name[len(KERAS_PREFIX):])
-    elif name in _BUILDERS:
-        builder = _BUILDERS[name]
-    else:
-        raise ConfigError(
-            f"unknown model {name!r}; choose one of: {', '.join(available_models())}"
-        )
-    parameters = list(inspect.signature(builder).parameters)[3:]
-    unknown = sorted(set(kwargs) - set(parameters))
+        return functools.partial(build_application, name[len(KERAS_PREFIX):])
+    if name in _BUILDERS:
+        return _BUILDERS[name]
+    raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(available_models())}")
+
+
+def model_options(name: str) -> list[str]:
+    """The options (keyword arguments) the builder of model ``name`` accepts."""
+    return list(inspect.signature(_builder(name)).parameters)[3:]
+
+
+def check_model_options(name: str, options: Mapping[str, Any]) -> None:
+    """Raise ConfigError for an unknown model ``name`` or an option its builder lacks, without
+    building anything (the values are checked by the builder)."""
+    parameters = model_options(name)
+    unknown = sorted(set(options) - set(parameters))
     if unknown:
         raise ConfigError(
             f"model {name!r} has no option(s) {', '.join(unknown)}; its options are: "
             f"{', '.join(parameters)}"
         )
-    return builder(shape, num_classes, head, **kwargs)
 
 
 def _layer_index(model: keras.Model, layer_name: str) -> int:

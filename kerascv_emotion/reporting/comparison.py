@@ -312,9 +312,35 @@ def _settings_rows(entries: Sequence[_Entry]) -> tuple[list[str], list[tuple[str
     return keys, [(entry.name, [text(entry.run.config, key) for key in keys]) for entry in entries]
 
 
+_DATA_FACTS: dict[str, Callable[[_Entry], str]] = {
+    "index": lambda e: str(e.metrics.get("index") or e.run.config.get("index", NA)),
+    "split": lambda e: str(e.metrics.get("split") or e.evaluation.split),
+    "classes": lambda e: ", ".join(str(c) for c in e.run.config.get("class_names") or e.run.class_names),
+    "image count": lambda e: str(e.metrics.get("n", NA)),
+}
+"""What the runs were evaluated on; runs that differ in any of these are not comparable."""
+
+
+def data_differences(entries: Sequence[_Entry]) -> list[str]:
+    """One note per fact of :data:`_DATA_FACTS` on which the runs differ, naming each run's value."""
+    notes = []
+    for fact, value_of in _DATA_FACTS.items():
+        values = {entry.name: value_of(entry) for entry in entries}
+        if len(set(values.values())) > 1:
+            listing = "; ".join(f"{name}: {value}" for name, value in values.items())
+            notes.append(f"The runs were evaluated on different data ({fact} differs: {listing}); "
+                         "their scores, and the best marked, are not comparable.")
+    return notes
+
+
+def comparison_notes(run_dirs: Sequence[str | os.PathLike], split: str = "test") -> list[str]:
+    """:func:`data_differences` of the runs :func:`write_comparison` would compare (for the CLI)."""
+    return data_differences(_load(run_dirs, split, None))
+
+
 def _notes(entries: Sequence[_Entry]) -> list[str]:
     devices = {str(entry.inference.get("device")) for entry in entries if entry.inference}
-    notes = []
+    notes = data_differences(entries)
     if len(devices) > 1:
         notes.append(f"Inference speeds were measured on different devices ({', '.join(sorted(devices))}); "
                      "compare them with care.")

@@ -47,6 +47,10 @@ from kerascv_emotion.reporting.tables import (
     summary_rows,
 )
 
+_CLASSIFICATION_MD, _REGRESSION_MD = "classification_report.md", "regression_report.md"
+_EVALUATED_MARKERS = (_CLASSIFICATION_MD, _REGRESSION_MD)
+"""Files only a report with evaluation results writes."""
+
 
 def _check_shapes(run: Run, evaluation: Evaluation, names: Sequence[str]) -> None:
     """``predictions.npz`` must match the class list (or the two regression outputs)."""
@@ -90,7 +94,7 @@ def _classification_section(run: Run, evaluation: Evaluation, writer: OutputWrit
     _check_shapes(run, evaluation, names)
     y_true, y_prob = evaluation.predictions["y_true"], evaluation.predictions["y_prob"]
     split, n = evaluation.split, metrics.get("n", len(y_true))
-    writer.text("classification_report.md",
+    writer.text(_CLASSIFICATION_MD,
                 classification_markdown(metrics, f"Classification report: {run.name} ({split}, n={n})"))
     writer.figure("classification_report", classification_report_figure(
         metrics, f"Classification report: {run.name} ({split})"), "Classification report")
@@ -125,7 +129,7 @@ def _regression_section(run: Run, evaluation: Evaluation, writer: OutputWriter) 
     y_true = np.asarray(evaluation.predictions["y_true"], dtype=float)
     y_pred = np.asarray(evaluation.predictions["y_pred"], dtype=float)
     split, n = evaluation.split, metrics.get("n", len(y_true))
-    writer.text("regression_report.md",
+    writer.text(_REGRESSION_MD,
                 regression_markdown(metrics, f"Regression report: {run.name} ({split}, n={n})"))
     writer.figure("regression_metrics", regression_table_figure(metrics), "RMSE, CORR, SAGR and CCC")
     items = [
@@ -144,12 +148,19 @@ def write_run_report(run_dir: str | os.PathLike, split: str = "test", out_dir: s
     runs) and ``report.html`` into ``out_dir`` (default ``RUN/report/``); returns the HTML path.
 
     ``split`` picks ``RUN/eval/<split>/``; a run not yet evaluated on it still gets its
-    training curves and a note saying which command adds the rest. ``formats``: figure
-    file types among ``png``, ``svg``, ``pdf`` (the HTML always inlines PNG).
+    training curves and a note saying which command adds the rest, unless ``out_dir``
+    already holds a report with evaluation results: that one is never replaced by a poorer
+    one (DataError). ``formats``: figure file types among ``png``, ``svg``, ``pdf`` (the HTML
+    always inlines PNG).
     """
     run = read_run(run_dir)
-    writer = OutputWriter(Path(out_dir) if out_dir is not None else run.path / "report", check_formats(formats))
+    folder = Path(out_dir) if out_dir is not None else run.path / "report"
+    writer = OutputWriter(folder, check_formats(formats))
     evaluation = read_evaluation(run.path, split, run.task, required=False)
+    if evaluation is None and any((folder / name).is_file() for name in _EVALUATED_MARKERS):
+        raise DataError(f"{folder / 'report.html'} already shows evaluation results; a report without an "
+                        f"evaluation on {split!r} would replace it: {evaluate_hint(run.path, split)}, "
+                        "or write it elsewhere with --out")
     config = run.config
     facts = [("architecture", str(config.get("arch", "n/a"))), ("task", run.task),
              ("parameters", fmt_params(config.get("params"))), ("model size on disk", fmt_size(run.model_size))]

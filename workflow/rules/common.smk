@@ -14,6 +14,31 @@ for _name, _ds in config["datasets"].items():
         raise ValueError(f"config datasets.{_name}.regression.from_arch: {_ds['regression']['from_arch']!r} "
                          f"is not in its archs {_ds['archs']}")
 
+
+
+def _check_models(datasets):
+    """Every `archs` entry is a model and every `arch_options` key an option of its builder
+    (checked at parse time, so a dry run reports them; imports TensorFlow, quietly)."""
+    from kerascv_emotion.devices import import_tensorflow
+
+    import_tensorflow()
+    from kerascv_emotion.errors import ConfigError
+    from kerascv_emotion.models import available_models, check_model_options
+
+    names = available_models()
+    for name, ds in datasets.items():
+        for arch in ds["archs"]:
+            if arch not in names:
+                raise ValueError(f"config datasets.{name}.archs: {arch!r} is not a model; available: {', '.join(names)}")
+        for arch, options in ds.get("arch_options", {}).items():
+            try:
+                check_model_options(arch, options)
+            except ConfigError as exc:
+                raise ValueError(f"config datasets.{name}.arch_options.{arch}: {exc}") from None
+
+
+_check_models(config["datasets"])
+
 RESULTS = config["results"]
 # the CLI of the interpreter that runs Snakemake (no reliance on PATH)
 CLI = f"{shlex.quote(sys.executable)} -m kerascv_emotion"
