@@ -398,5 +398,7 @@ def models_command() -> None:
         click.echo(name)
 
 
+import kerascv_emotion.cli_deploy  # noqa: E402, F401  (registers predict and export on main)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
