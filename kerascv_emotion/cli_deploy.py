@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 
 from kerascv_emotion.cli import _device_options, _max_pixels_option, _setup_devices, _with, main
+from kerascv_emotion.errors import DataError
+from kerascv_emotion.export import FORMATS, QUANTIZE
 from kerascv_emotion.faces import DEFAULT_MARGIN
 
 
@@ -46,3 +48,28 @@ def predict(run: Path, inputs: tuple[str, ...], out: Path, detect_faces: bool, f
     if annotate_dir is not None:
         written = write_annotated(annotate_dir, result, max_pixels=max_pixels)
         click.echo(f"wrote {len(written)} annotated image(s) into {annotate_dir}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", required=True, type=click.Choice(list(FORMATS)))
+@click.option("--quantize", default=None, type=click.Choice(list(QUANTIZE)),
+              help="litert only: float16 weights, or int8 calibrated on the run's training images.")
+@click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the file and export.json (default RUN/export/FORMAT[-QUANTIZE]).")
+@_with(_device_options)
+def export(run: Path, fmt: str, quantize: str | None, out: Path | None, threads: int, gpus: int) -> None:
+    """Export RUN's model, load it back in its runtime and compare it with the Keras model on the
+    validation images (figures in export.json beside the file); exit 1 if the check fails."""
+    _setup_devices(threads, gpus)
+    from kerascv_emotion.export import export_dir, export_run
+
+    report = export_run(run, fmt, quantize, out)
+    folder = out or export_dir(run, fmt, quantize)
+    accuracy = (f", accuracy {report['export_accuracy']:.3f} (keras {report['keras_accuracy']:.3f})"
+                if "export_accuracy" in report else "")
+    click.echo(f"wrote {folder / report['file']} ({report['size_bytes'] / 1e6:.2f} MB, {report['runtime']}): "
+               f"max |diff| {report['max_abs_diff']:.2g}{accuracy} on {report['compared_on']['images']} val images")
+    if report["passed"] is False:
+        raise DataError(f"{folder / report['file']} fails its check ({report['criterion']}); "
+                        f"figures in {folder / 'export.json'}")
