@@ -21,8 +21,9 @@ from kerascv_emotion.errors import ConfigError
 Box = tuple[int, int, int, int]
 CASCADE = "haarcascade_frontalface_default.xml"
 DEFAULT_MARGIN = 0.1
-"""Each side of a detected box grows by this fraction of the box's side: the cascade's box
-stops at the eyebrows and the lower lip, while FER2013-style crops show forehead and chin."""
+"""Each side of a detected box grows by this fraction of the box's side (a judgement, not a
+measurement): the cascade's box is tight around forehead and chin, FER2013-style crops keep a
+little more around the face. 0 keeps the cascade's own box."""
 DETECT_MAX_SIDE = MAX_IMAGE_SIDE
 """Photos are searched at most this many pixels a side (shrunk, aspect kept; boxes scaled back)."""
 MIN_FACE_FRACTION = 0.05
