@@ -336,6 +336,8 @@ def tune(model: Path, index_path: Path, out: Path, task: str | None, head_epochs
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--index", "index_path", default=None, type=click.Path(path_type=Path),
               help="Default: the index the run was trained on.")
+@click.option("--data", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Instead of an index: a labelled folder, DATA/<class>/* or DATA/test/<class>/*.")
 @_split_option
 @click.option("--bootstrap", default=1000, show_default=True, help="Bootstrap resamples for intervals (0: none).")
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
@@ -343,14 +345,19 @@ def tune(model: Path, index_path: Path, out: Path, task: str | None, head_epochs
               help="Test-time augmentation: hflip averages each image's outputs with its mirror's.")
 @_max_pixels_option
 @_with(_device_options)
-def evaluate(run: Path, index_path: Path | None, split: str, bootstrap: int, seed: int, tta: str,
-             max_pixels: int | None, threads: int, gpus: int) -> None:
-    """Predict a split with RUN's model; write predictions and metrics JSON under RUN/eval/SPLIT."""
+def evaluate(run: Path, index_path: Path | None, data: Path | None, split: str, bootstrap: int, seed: int,
+             tta: str, max_pixels: int | None, threads: int, gpus: int) -> None:
+    """Predict a split with RUN's model; write predictions and metrics JSON under RUN/eval/SPLIT
+    (RUN/eval/data-NAME for --data NAME)."""
     _setup_devices(threads, gpus)
+    from kerascv_emotion.evaluation import eval_dir
     from kerascv_emotion.evaluation import evaluate as evaluate_run
 
     metrics = evaluate_run(run, index_path, split=split, bootstrap=bootstrap, seed=seed, tta=tta,
-                           max_pixels=max_pixels)
+                           max_pixels=max_pixels, data=data)
+    for note in metrics.get("notes", []) if data is not None else []:
+        click.echo(f"note: {note}")
+    split = metrics["split"]
     if metrics["task"] == "classification":
         plain = metrics.get("without_tta")
         click.echo(f"{run} {split}: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_avg']['f1']:.3f}"
@@ -358,7 +365,7 @@ def evaluate(run: Path, index_path: Path | None, split: str, bootstrap: int, see
     else:
         mean = metrics["mean"]
         click.echo(f"{run} {split}: RMSE {mean['rmse']:.3f}, CCC {mean['ccc']:.3f}")
-    click.echo(f"wrote {run / 'eval' / split / 'metrics.json'}")
+    click.echo(f"wrote {eval_dir(run, split, data) / 'metrics.json'}")
 
 
 @main.command()
@@ -397,6 +404,8 @@ def models_command() -> None:
     for name in available_models():
         click.echo(name)
 
+
+import kerascv_emotion.cli_deploy  # noqa: E402, F401  (registers predict and export on main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from kerascv_emotion.errors import DataError
+from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.io import atomic_path, write_json
 from kerascv_emotion.training import load_model, load_run_config
 
@@ -69,19 +69,30 @@ def split_groups(index: Any, split: str, paths: Sequence[str]) -> list[str] | No
     return groups if groups and all(groups) else None  # type: ignore[return-value]
 
 
+def eval_dir(run_dir: str | os.PathLike, split: str = "test", data: str | os.PathLike | None = None) -> Path:
+    """Where :func:`evaluate` writes: ``RUN/eval/<split>``, or ``RUN/eval/data-<folder name>``
+    for a labelled ``data`` folder."""
+    return Path(run_dir) / "eval" / (f"data-{Path(data).resolve().name}" if data is not None else split)
+
+
 def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = None, split: str = "test",
              bootstrap: int = 1000, seed: int = 0, batch_size: int = 64,
-             on_bad_image: str | None = None, tta: str = "none", max_pixels: int | None = None) -> dict[str, Any]:
+             on_bad_image: str | None = None, tta: str = "none", max_pixels: int | None = None,
+             data: str | os.PathLike | None = None) -> dict[str, Any]:
     """Predict ``split`` of the index with ``RUN/model.keras`` and write
     ``RUN/eval/<split>/predictions.npz`` and ``metrics.json``; returns the metrics dict.
 
-    ``index_path`` defaults to the index the run was trained on. ``bootstrap`` is the
+    ``index_path`` defaults to the index the run was trained on. ``data``, instead of an
+    index: a new labelled folder (``<class>/*`` or ``test/<class>/*``, classes matched to the
+    run's by name, see :func:`~kerascv_emotion.data.folders.labelled_test_index`), evaluated
+    as split ``test`` into :func:`eval_dir`; classes it lacks are noted. ``bootstrap`` is the
     number of bootstrap resamples for confidence intervals (0 to skip). ``tta="hflip"``
     averages each image's outputs with its mirror's (:func:`predict_outputs`); the metrics are
     then those of the averaged outputs, and ``without_tta`` holds the plain pass's headline
     figures beside them. ``on_bad_image`` and ``max_pixels`` default to the run's own settings.
     """
-    from kerascv_emotion.data.cache import load_split
+    from kerascv_emotion.data.cache import default_cache_dir, load_split
+    from kerascv_emotion.data.folders import labelled_test_index
     from kerascv_emotion.data.index import read_index
     from kerascv_emotion.data.loader import ImageBatches
     from kerascv_emotion.metrics import (
@@ -92,23 +103,32 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
-    index_path = Path(index_path or config["index"])
-    index = read_index(index_path)
     task = config.get("task", "classification")
+    missing: list[str] = []
+    if data is not None:
+        if index_path is not None or split != "test":
+            raise ConfigError("a data folder is evaluated alone, as its test split: give no index, and split 'test'")
+        index_path = Path(data)
+        index, missing = labelled_test_index(data, config["class_names"])
+        cache_dir = Path(config["cache_dir"]) if config.get("cache_dir") else default_cache_dir()
+    else:
+        index_path = Path(index_path or config["index"])
+        index = read_index(index_path)
+        cache_dir = Path(config["cache_dir"]) if config.get("cache_dir") else index_path.parent / ".cache"
     if task == "classification" and list(index.class_names) != list(config["class_names"]):
         raise DataError(f"index {index_path} has classes {index.class_names}, but run {run_dir} was trained on "
                         f"{config['class_names']}; evaluate with the same classes")
     if not any(r.split == split for r in index.records):
         raise DataError(f"index {index_path} has no '{split}' images (it has {index.splits()})")
     cached = load_split(index, split, int(config["image_size"]), int(config["channels"]),
-                        cache_dir=Path(config["cache_dir"]) if config.get("cache_dir") else index_path.parent / ".cache",
+                        cache_dir=cache_dir,
                         on_bad_image=on_bad_image or config.get("on_bad_image", "skip"),
                         max_pixels=max_pixels or config.get("max_pixels"))
     model = load_model(run_dir / "model.keras")
     batches = ImageBatches(cached, batch_size=batch_size, task=task, augment=None, shuffle=False)
     outputs = predict_outputs(model, batches, tta)
     plain = predict_outputs(model, batches) if tta != "none" else None
-    out_dir = run_dir / "eval" / split
+    out_dir = eval_dir(run_dir, split, data)
     arrays: dict[str, Any] = {"paths": np.array(cached.paths, dtype=str)}
     if task == "classification":
         y_true = np.asarray(cached.label_ids)
@@ -131,6 +151,8 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
             metrics["without_tta"] = {"mean": regression_metrics(y_true, plain)["mean"]}
         arrays.update(y_true=y_true, y_pred=outputs, class_names=np.array(index.class_names, dtype=str),
                       labels=np.asarray(cached.label_ids))
+    if missing:
+        metrics.setdefault("notes", []).append(f"classes without images in {index_path}: {missing}")
     metrics.update(task=task, split=split, tta=tta, index=str(index_path), run=run_dir.name,
                    arch=config.get("arch"), skipped=len(cached.skipped),
                    inference=measure_inference(model, cached.images, batch_size=32))

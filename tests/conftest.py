@@ -32,3 +32,13 @@ def tiny_xrays(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("xrays")
     generate_xrays(out, per_class=6, size=32, seed=0, val_fraction=0.34, test_fraction=0.34)
     return out / "index.csv"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MobileNet (alpha 0.25) trained 3 epochs on ``tiny_faces`` at 32 px; returns the run folder."""
+    from kerascv_emotion.training import TrainSettings, train
+
+    settings = TrainSettings(arch="mobilenet", index=str(tiny_faces), image_size=32, epochs=3, batch_size=8,
+                             augment=None, precise_bn_images=0, arch_kwargs={"alpha": 0.25})
+    return train(settings, tmp_path_factory.mktemp("runs") / "mobilenet", verbose=0)

@@ -112,7 +112,7 @@ def cache_key(
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
-class _Progress:
+class Progress:
     """A one-line stderr progress bar (``\\r``-updated), silent when disabled. Written to a
     file or pipe (a Snakemake log), it prints a line at each tenth instead of redrawing."""
 
@@ -184,7 +184,7 @@ def _build(
     shape = (len(records), h, w, channels)
     skipped: list[dict[str, str]] = []
     skipped_rows: list[int] = []
-    bar = _Progress(f"cache {split} {h}x{w}x{channels}", len(records), progress)
+    bar = Progress(f"cache {split} {h}x{w}x{channels}", len(records), progress)
     with atomic_path(image_file) as tmp:
         with open(tmp, "wb") as out:
             np.lib.format.write_array_header_1_0(out, {"descr": "|u1", "fortran_order": False, "shape": shape})

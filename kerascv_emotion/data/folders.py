@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from kerascv_emotion.data.index import SPLIT_ALIASES, DatasetIndex, IndexRecord, assign_splits
@@ -124,3 +125,37 @@ def index_from_folders(
     if class_map:
         meta["class_map"] = dict(class_map)
     return DatasetIndex(root.resolve(), names, records, meta)
+
+
+def labelled_test_index(root: str | os.PathLike, class_names: Sequence[str]) -> tuple[DatasetIndex, list[str]]:
+    """A test-only index of ``ROOT/<class>/*`` or ``ROOT/test/<class>/*`` (a new labelled set
+    for a trained model) whose classes are ``class_names`` (the model's, in its order).
+
+    Folders are matched to ``class_names`` by exact name; one that is not among them is a
+    DataError. Returns the index and the names in ``class_names`` without a folder (or
+    without images). Non-image files are skipped as by :func:`index_from_folders`.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"labelled data {root} is not a folder")
+    top = _list_class_dirs(root)
+    if top and all(p.name.lower() in SPLIT_ALIASES for p in top):
+        splits = sorted(p.name for p in top)
+        if [SPLIT_ALIASES[s.lower()] for s in splits] != ["test"]:
+            raise DataError(f"{root} has split folders {splits}; give class folders, or test/<class>/* only")
+        root, top = top[0], _list_class_dirs(top[0])
+    if not top:
+        raise DataError(f"{root} has no class folders; expected {root}/<class>/*")
+    unknown = [p.name for p in top if p.name not in class_names]
+    if unknown:
+        raise DataError(f"{root}: class folder(s) {unknown} are not among the model's classes {list(class_names)}")
+    skipped: list[dict[str, str]] = []
+    records = [IndexRecord(path=p, split="test", label=d.name)
+               for d in top for p in _scan_class_dir(d, root, skipped)]
+    for item in skipped:
+        log.warning("%s: skipped %s (%s)", root, item["path"], item["reason"])
+    if not records:
+        raise DataError(f"no images found under {root} (extensions {sorted(IMAGE_EXTENSIONS)})")
+    present = {r.label for r in records}
+    meta = {"source": "folders", "layout": "test-only", "skipped": skipped}
+    return DatasetIndex(root.resolve(), list(class_names), records, meta), [c for c in class_names if c not in present]

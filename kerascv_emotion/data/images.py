@@ -20,6 +20,9 @@ Every image goes through the same steps, in this order:
 Cropping before the mode conversion gives the same pixels as after it (every conversion
 works pixel by pixel) and converts only the face.
 
+Steps 1-2 are :func:`open_image`, 3-6 :func:`prepare_image`; :func:`load_image` runs both
+(prediction detects faces on the upright image between them).
+
 Any failure raises :class:`kerascv_emotion.errors.BadImageError` (path + reason).
 """
 
@@ -129,25 +132,13 @@ def _allow_in_pillow(limit: int | None) -> None:
         Image.MAX_IMAGE_PIXELS = limit
 
 
-def load_image(
-    path: str | os.PathLike,
-    size: int | Sequence[int],
-    channels: int = 3,
-    face_box: Sequence[int] | None = None,
-    min_size: int = DEFAULT_MIN_SIZE,
-    max_pixels: int | None = None,
-) -> np.ndarray:
-    """Decode ``path`` to uint8 ``(H, W, channels)`` with ``(H, W)`` from ``size``.
+def open_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image.Image:
+    """Steps 1-2: the decoded, upright image of ``path`` (any Pillow mode).
 
-    ``face_box`` is ``(x, y, w, h)`` in pixels of the upright image; it is clipped to the image.
-    ``min_size``: the (cropped) region must be at least this many pixels on both sides.
     ``max_pixels``: refuse images with more pixels than this (default: Pillow's
     ``Image.MAX_IMAGE_PIXELS``, about 89 megapixels) before decoding them.
-    Raises BadImageError for a missing, unreadable, non-regular, corrupt, too large or too
-    small image.
+    Raises BadImageError for a missing, unreadable, non-regular, corrupt or too large image.
     """
-    height, width = image_size_hw(size)
-    check_channels(channels)
     name = os.fspath(path)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     _allow_in_pillow(limit)
@@ -178,19 +169,62 @@ def load_image(
         raise BadImageError(name, what) from None
     except _DECODE_ERRORS as exc:
         raise BadImageError(name, f"truncated or corrupt image data ({exc})") from None
-    flat = img  # decoded: usable after the file is closed
+    return img  # decoded: usable after the file is closed
+
+
+def to_mode(img: Image.Image, channels: int) -> Image.Image:
+    """Step 4 alone: any Pillow mode -> ``RGB`` (``channels=3``) or ``L`` (``channels=1``)."""
+    flat = _flatten(img)
+    target_mode = "L" if check_channels(channels) == 1 else "RGB"
+    return flat if flat.mode == target_mode else flat.convert(target_mode)
+
+
+def prepare_image(
+    img: Image.Image,
+    name: str,
+    size: int | Sequence[int],
+    channels: int = 3,
+    face_box: Sequence[int] | None = None,
+    min_size: int = DEFAULT_MIN_SIZE,
+) -> np.ndarray:
+    """Steps 3-6 on an image from :func:`open_image`: uint8 ``(H, W, channels)``.
+
+    ``name`` (the file) is only quoted in errors; see :func:`load_image` for the rest.
+    """
+    height, width = image_size_hw(size)
+    flat = img
     if face_box is not None:
         flat = _crop_box(flat, face_box, name)
-    flat = _flatten(flat)
+    flat = to_mode(flat, channels)
     if flat.width < min_size or flat.height < min_size:
         region = "face box" if face_box is not None else "image"
         raise BadImageError(
             name, f"{region} is {flat.width}x{flat.height}, smaller than min_size={min_size} px on a side"
         )
-    target_mode = "L" if channels == 1 else "RGB"
-    if flat.mode != target_mode:
-        flat = flat.convert(target_mode)
     if flat.size != (width, height):
         flat = flat.resize((width, height), Image.Resampling.BILINEAR)
     arr = np.asarray(flat, dtype=np.uint8)
     return arr[:, :, None] if channels == 1 else arr
+
+
+def load_image(
+    path: str | os.PathLike,
+    size: int | Sequence[int],
+    channels: int = 3,
+    face_box: Sequence[int] | None = None,
+    min_size: int = DEFAULT_MIN_SIZE,
+    max_pixels: int | None = None,
+) -> np.ndarray:
+    """Decode ``path`` to uint8 ``(H, W, channels)`` with ``(H, W)`` from ``size``
+    (:func:`open_image`, then :func:`prepare_image`).
+
+    ``face_box`` is ``(x, y, w, h)`` in pixels of the upright image; it is clipped to the image.
+    ``min_size``: the (cropped) region must be at least this many pixels on both sides.
+    ``max_pixels``: refuse images with more pixels than this (default: Pillow's
+    ``Image.MAX_IMAGE_PIXELS``, about 89 megapixels) before decoding them.
+    Raises BadImageError for a missing, unreadable, non-regular, corrupt, too large or too
+    small image.
+    """
+    image_size_hw(size)
+    check_channels(channels)
+    return prepare_image(open_image(path, max_pixels), os.fspath(path), size, channels, face_box, min_size)

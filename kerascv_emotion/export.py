@@ -1,0 +1,195 @@
+"""Export a finished run for deployment (Keras 3's ``model.export``, TensorFlow backend) and
+check the written file in its own runtime against the Keras model.
+
+``RUN/export/<format>[-<quantize>]/`` holds ``model.tflite`` (LiteRT), ``model.onnx`` (ONNX)
+or ``model/`` (a TensorFlow SavedModel) and ``export.json``: the file's size and, on the
+run's validation images, the largest and mean absolute output difference from the Keras
+model and both accuracies. The input is float32 ``(N, H, W, C)`` scaled to 0..1, as
+:func:`kerascv_emotion.predict.predict` feeds the Keras model; the batch size is free.
+
+Quantisation (LiteRT only): ``float16`` stores float16 weights; ``int8`` quantises weights
+and activations, calibrated on up to :data:`CALIBRATION_IMAGES` training images of the run's
+own index (inputs and outputs stay float32). Checks: float32 formats agree within
+:data:`FLOAT_TOLERANCE`; quantised ones keep the validation accuracy within
+:data:`ACCURACY_TOLERANCE` (classification runs).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kerascv_emotion.errors import ConfigError
+from kerascv_emotion.io import atomic_path, write_json
+from kerascv_emotion.training import load_model, load_run_config
+
+FORMATS = {"litert": "model.tflite", "onnx": "model.onnx", "saved_model": "model"}
+QUANTIZE = ("float16", "int8")
+FLOAT_TOLERANCE = 1e-4
+"""Largest absolute output difference allowed for a float32 export."""
+ACCURACY_TOLERANCE = 0.01
+"""Largest validation accuracy drop (1 point) allowed for a quantised export."""
+CALIBRATION_IMAGES = 200
+BATCH = 64
+
+
+def export_dir(run_dir: str | os.PathLike, fmt: str, quantize: str | None = None) -> Path:
+    """``RUN/export/<format>[-<quantize>]``."""
+    return Path(run_dir) / "export" / (fmt if quantize is None else f"{fmt}-{quantize}")
+
+
+def _check(fmt: str, quantize: str | None) -> None:
+    if fmt not in FORMATS:
+        raise ConfigError(f"export format {fmt!r}: use one of {list(FORMATS)}")
+    if quantize is not None and quantize not in QUANTIZE:
+        raise ConfigError(f"quantize={quantize!r}: use one of {list(QUANTIZE)} (or none)")
+    if quantize is not None and fmt != "litert":
+        raise ConfigError(f"--quantize {quantize} is implemented for litert only, not {fmt}")
+
+
+def _images(config: dict[str, Any], split: str) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 ``(N, H, W, C)`` images and int label ids of one split of the run's index."""
+    from kerascv_emotion.data.cache import load_split
+
+    index = Path(config["index"])
+    cached = load_split(index, split, int(config["image_size"]), int(config["channels"]),
+                        cache_dir=Path(config["cache_dir"]) if config.get("cache_dir") else index.parent / ".cache",
+                        on_bad_image="skip", max_pixels=config.get("max_pixels"), progress=False)
+    return cached.images, np.asarray(cached.label_ids)
+
+
+def _scaled(images: np.ndarray) -> Iterator[np.ndarray]:
+    for start in range(0, len(images), BATCH):
+        yield np.asarray(images[start:start + BATCH], dtype=np.float32) / np.float32(255.0)
+
+
+def _litert_options(quantize: str | None, config: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Converter settings for ``model.export(format="litert", **options)`` and the number of
+    calibration images (0 unless int8)."""
+    import tensorflow as tf
+
+    if quantize is None:
+        return {}, 0
+    options: dict[str, Any] = {"optimizations": [tf.lite.Optimize.DEFAULT]}
+    if quantize == "float16":
+        options["target_spec"] = {"supported_types": [tf.float16]}
+        return options, 0
+    images, _ = _images(config, "train")
+    pick = np.random.default_rng(0).permutation(len(images))[:CALIBRATION_IMAGES]
+
+    def representative() -> Iterator[list[np.ndarray]]:
+        for i in np.sort(pick):
+            yield [np.asarray(images[i:i + 1], dtype=np.float32) / np.float32(255.0)]
+
+    options["representative_dataset"] = representative
+    return options, len(pick)
+
+
+def _litert_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        runtime = f"ai-edge-litert {metadata.version('ai-edge-litert')}"
+    except ImportError:  # the TensorFlow wheel's own copy (deprecated)
+        import tensorflow as tf
+
+        Interpreter, runtime = tf.lite.Interpreter, f"tf.lite {tf.__version__}"
+    interpreter = Interpreter(model_path=str(path))
+    inp, out = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        interpreter.resize_tensor_input(inp, list(x.shape))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(inp, x)
+        interpreter.invoke()
+        return np.array(interpreter.get_tensor(out))
+
+    return run, runtime
+
+
+def _onnx_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return (lambda x: np.asarray(session.run(None, {name: x})[0])), f"onnxruntime {onnxruntime.__version__}"
+
+
+def _saved_model_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    return (lambda x: loaded.serve(x).numpy()), f"tensorflow {tf.__version__}"
+
+
+_RUNNERS = {"litert": _litert_runner, "onnx": _onnx_runner, "saved_model": _saved_model_runner}
+
+
+def _write(model: Any, target: Path, fmt: str, options: dict[str, Any]) -> None:
+    """``model.export`` into a temporary name beside ``target``, then renamed over it."""
+    if fmt != "saved_model":
+        with atomic_path(target) as tmp:
+            model.export(str(tmp), format=fmt, verbose=False, **options)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".model.") as tmp:
+        model.export(str(Path(tmp) / "model"), format="tf_saved_model", verbose=False)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(Path(tmp) / "model", target)
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def export_run(run_dir: str | os.PathLike, fmt: str, quantize: str | None = None,
+               out_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Export ``RUN/model.keras`` as ``fmt`` into ``out_dir`` (default :func:`export_dir`),
+    load it back in its runtime and compare it with the Keras model on the run's validation
+    images; writes and returns ``export.json``'s content (``passed``: the check's verdict)."""
+    _check(fmt, quantize)
+    config = load_run_config(run_dir)
+    model = load_model(Path(run_dir) / "model.keras")
+    out_dir = Path(out_dir) if out_dir is not None else export_dir(run_dir, fmt, quantize)
+    target = out_dir / FORMATS[fmt]
+    images, labels = _images(config, "val")
+    # before the export: the ONNX exporter refuses a model that has never been called
+    expected = np.concatenate([np.asarray(model.predict_on_batch(x), dtype=np.float64) for x in _scaled(images)])
+    options, n_calibration = _litert_options(quantize, config) if fmt == "litert" else ({}, 0)
+    _write(model, target, fmt, options)
+    run, runtime = _RUNNERS[fmt](target)
+    got = np.concatenate([np.asarray(run(x), dtype=np.float64) for x in _scaled(images)])
+    diff = np.abs(got - expected)
+    report: dict[str, Any] = {
+        "format": fmt, "quantize": quantize, "file": target.name, "size_bytes": _size(target),
+        "runtime": runtime, "run": Path(run_dir).name, "arch": config.get("arch"),
+        "input_shape": [None, int(config["image_size"]), int(config["image_size"]), int(config["channels"])],
+        "compared_on": {"split": "val", "images": len(images)},
+        "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
+    }
+    if config.get("task", "classification") == "classification":
+        keras_acc = float(np.mean(expected.argmax(1) == labels))
+        export_acc = float(np.mean(got.argmax(1) == labels))
+        report.update(keras_accuracy=keras_acc, export_accuracy=export_acc, accuracy_drop=keras_acc - export_acc,
+                      top1_agreement=float(np.mean(got.argmax(1) == expected.argmax(1))))
+    if quantize is None:
+        report.update(criterion=f"max_abs_diff <= {FLOAT_TOLERANCE}", passed=report["max_abs_diff"] <= FLOAT_TOLERANCE)
+    elif "accuracy_drop" in report:
+        report.update(criterion=f"accuracy_drop <= {ACCURACY_TOLERANCE}",
+                      passed=report["accuracy_drop"] <= ACCURACY_TOLERANCE)
+    else:
+        report.update(criterion="none for a quantised regression model", passed=None)
+    if n_calibration:
+        report["calibration"] = {"split": "train", "images": n_calibration}
+    write_json(out_dir / "export.json", report)
+    return report
