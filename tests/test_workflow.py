@@ -4,6 +4,7 @@ config with tiny settings (data -> train -> tune -> evaluate -> report -> compar
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,14 +54,31 @@ def test_default_dry_run_lists_one_train_job_per_dataset_and_arch(tmp_path: Path
             assert f"{ds}/{arch}/model.keras" in result.stdout
 
 
+def _planned_datasets(output: str) -> set[str]:
+    return set(re.findall(r"results/([A-Za-z0-9_.]+)/", output))
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
-def test_each_config_dry_runs(name: str, tmp_path: Path) -> None:
+def test_each_config_dry_runs_only_its_own_datasets(name: str, tmp_path: Path) -> None:
+    """Run where a clone's config.yaml lies beside it (as README's commands do): the default
+    synthetic datasets must not be merged into a real-data config's plan."""
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
     data_root = tmp_path / "data"
     data_root.mkdir()
-    result = _snakemake("-n", "--cores", "4", "--configfile", str(REPO / "configs" / name),
+    result = _snakemake("-n", "-p", "--cores", "4", "--configfile", str(REPO / "configs" / name),
                         "--config", f"data_root={data_root}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert _job_counts(result.stdout).get("train", 0) >= 1
+    config = yaml.safe_load((REPO / "configs" / name).read_text())
+    assert _planned_datasets(result.stdout) == set(config["datasets"])
+    assert _job_counts(result.stdout)["train"] == sum(len(ds["archs"]) for ds in config["datasets"].values())
+
+
+def test_without_configfile_the_default_config_runs(tmp_path: Path) -> None:
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    result = _snakemake("-n", "-p", "--cores", "4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert _planned_datasets(result.stdout) == set(config["datasets"])
 
 
 def test_tuning_an_untrained_arch_is_a_clear_error(tmp_path: Path) -> None:
