@@ -11,7 +11,6 @@ from kerascv_emotion import runs
 from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.settings import TuneSettings
 from kerascv_emotion.training import (
-    check_monitor,
     compile_model,
     finish_run,
     fit_phase,
@@ -101,7 +100,6 @@ def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2, r
     with runs.claim(run_dir, state, restart=restart) as work:
         seed_everything(train_settings.seed, train_settings.deterministic)
         data = load_data(train_settings)
-        check_monitor(train_settings, data.output_names)
         num_outputs = len(data.output_names)
         new_head = train_settings.task != old_task or model.output_shape[-1] != num_outputs
         if new_head:

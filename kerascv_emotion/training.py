@@ -147,7 +147,8 @@ class TrainData:
 
 
 def load_data(settings: TrainSettings) -> TrainData:
-    """Cache and stream the train and val splits of ``settings.index``."""
+    """Cache and stream the train and val splits of ``settings.index`` (after checking the
+    index and ``settings.monitor``, so that a bad one is refused before any decoding)."""
     from kerascv_emotion.data.cache import cache_dir_for, load_split
     from kerascv_emotion.data.index import read_index
     from kerascv_emotion.data.loader import ImageBatches, class_weights
@@ -158,6 +159,8 @@ def load_data(settings: TrainSettings) -> TrainData:
             raise DataError(f"index {settings.index} has no '{split}' images; re-index with a val fraction > 0")
     if settings.task == "regression" and not index.has_valence_arousal:
         raise DataError(f"index {settings.index} lacks valence/arousal for some rows; a regression run needs them")
+    outputs = list(index.class_names) if settings.task == "classification" else list(REGRESSION_NAMES)
+    check_monitor(settings, outputs)
     cache_dir = cache_dir_for(settings.cache_dir, settings.index)
     train_split = load_split(index, "train", settings.image_size, settings.channels, cache_dir=cache_dir,
                              on_bad_image=settings.on_bad_image, max_pixels=settings.max_pixels)
@@ -173,7 +176,6 @@ def load_data(settings: TrainSettings) -> TrainData:
                          class_weight=weights, workers=settings.workers)
     val = ImageBatches(val_split, batch_size=max(settings.batch_size, 64), task=settings.task,
                        augment=None, shuffle=False, seed=settings.seed, workers=settings.workers)
-    outputs = list(index.class_names) if settings.task == "classification" else list(REGRESSION_NAMES)
     return TrainData(
         train=train, val=val, class_names=list(index.class_names), output_names=outputs,
         skipped=list(train_split.skipped) + list(val_split.skipped),
@@ -304,7 +306,6 @@ def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2,
         seed_everything(settings.seed, settings.deterministic)
         _configure_precision(settings.mixed_precision)  # the "predictions" layer stays float32
         data = load_data(settings)
-        check_monitor(settings, data.output_names)
         model = build_model(settings.arch, input_shape=(settings.image_size, settings.image_size, settings.channels),
                             num_classes=len(data.output_names), head=settings.task, **settings.arch_kwargs)
         compile_model(model, settings, make_optimizer(settings, settings.learning_rate, len(data.train), settings.epochs))
