@@ -48,7 +48,7 @@ def check_monitor(settings: TrainSettings, output_names: Sequence[str]) -> None:
 
     compiled = ["loss", "accuracy"] if settings.task == "classification" else ["loss", "mae"]
     names = compiled + log_names(settings.task, output_names)
-    if settings.monitor not in names:
+    if (settings.monitor or default_monitor(settings.task)) not in names:
         shown = [n for n in names if "/" not in n]
         raise ConfigError(f"monitor={settings.monitor!r} is not a metric of a {settings.task} run; "
                           f"use one of {', '.join(shown)} or a per-class one such as {names[-1]!r}")
