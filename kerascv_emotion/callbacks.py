@@ -46,14 +46,13 @@ from kerascv_emotion.batchnorm import DEFAULT_IMAGES, recompute_batchnorm_statis
 from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.io import atomic_open, to_jsonable
 from kerascv_emotion.metrics import (
-    DEFAULT_REGRESSION_NAMES,
     classification_metrics,
     regression_metrics,
 )
+from kerascv_emotion.tasks import REGRESSION_NAMES, TASKS
 
 log = logging.getLogger(__name__)
 
-TASKS = ("classification", "regression")
 DEFAULT_BATCH_SIZE = 32  # Keras's own default for arrays
 _CLASS_SCALARS = (("val_accuracy", "accuracy"), ("val_balanced_accuracy", "balanced_accuracy"),
                   ("val_kappa", "cohen_kappa"), ("val_auc_macro", "roc_auc_macro"),
@@ -93,6 +92,12 @@ def _undefined_logs(task: str, names: Sequence[str]) -> dict[str, float]:
         return classification_logs(undefined)
     return regression_logs({"names": list(names), "mean": dict.fromkeys(_REGRESSION_KEYS, math.nan),
                             "per_dim": {n: dict.fromkeys(_REGRESSION_KEYS, math.nan) for n in names}})
+
+
+def log_names(task: str, names: Sequence[str]) -> list[str]:
+    """Every name PerClassMetrics puts into ``logs`` (module docstring) for ``task`` and its
+    class or dimension ``names``."""
+    return ["val_loss", *_undefined_logs(task, names)]
 
 
 def _batch_size_of(x: Any) -> int:
@@ -267,8 +272,8 @@ class PerClassMetrics(keras.callbacks.Callback):
         width = y_pred.shape[1] if y_pred.ndim == 2 else 1
         if self.task == "classification":
             return [str(i) for i in range(max(width, 2))]
-        if width == len(DEFAULT_REGRESSION_NAMES):
-            return list(DEFAULT_REGRESSION_NAMES)
+        if width == len(REGRESSION_NAMES):
+            return list(REGRESSION_NAMES)
         return [f"dim{i}" for i in range(width)]
 
     def compute(self) -> tuple[dict[str, Any], dict[str, float]]:

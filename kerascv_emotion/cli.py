@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from kerascv_emotion.data.images import MAX_IMAGE_SIDE, MAX_PIXELS_OPTION
 from kerascv_emotion.data.index import SPLITS
 from kerascv_emotion.errors import ConfigError, KerasCVEmotionError
 from kerascv_emotion.evaluation import TTA_MODES
-from kerascv_emotion.training import LR_SCHEDULES, OPTIMIZERS, PRECISE_BN_IMAGES
+from kerascv_emotion.settings import LR_SCHEDULES, OPTIMIZERS, TRAIN_DEFAULTS, TUNE_DEFAULTS
+from kerascv_emotion.tasks import TASKS
 
 log = logging.getLogger("kerascv_emotion")
 
@@ -192,27 +194,65 @@ def _augment_option(value: str) -> str | dict | None:
     return None if value == "none" else value
 
 
-_max_pixels_option = click.option(
-    MAX_PIXELS_OPTION, "max_pixels", default=None, type=click.IntRange(min=1),
-    help="Refuse images with more pixels than this (default: Pillow's limit, about 89 million).")
 _split_option = click.option("--split", default="test", show_default=True, type=click.Choice(SPLITS))
 
-_common_data_options = [
-    click.option("--batch-size", default=32, show_default=True),
-    click.option("--augment", default="paper_face", show_default=True,
-                 help="Pipeline name (paper_face, covid_paper, light, none) or a JSON dict."),
-    click.option("--seed", default=0, show_default=True, help="Seeds Python, NumPy, TensorFlow and Keras."),
-    click.option("--deterministic", is_flag=True,
-                 help="TensorFlow op determinism: bit-identical reruns, at a throughput cost."),
-    click.option("--precise-bn-images", default=PRECISE_BN_IMAGES, show_default=True, type=click.IntRange(min=0),
-                 help="Training images the BatchNorm statistics are recomputed from each epoch (0: off)."),
-    click.option("--class-weight", type=click.Choice(["balanced", "none"]), default="balanced", show_default=True),
-    click.option("--monitor", default=None, help="Metric for the best epoch (default val_macro_f1 / val_ccc_mean)."),
-    click.option("--on-bad-image", type=click.Choice(["skip", "fail"]), default="skip", show_default=True),
+
+def _option(flag: str, name: str, defaults: Mapping[str, Any] = TRAIN_DEFAULTS, **kwargs: Any) -> Any:
+    """A click option for the settings field ``name``, with the settings' own default."""
+    default = defaults[name]
+    if isinstance(kwargs.get("type"), click.Choice) and default is not None:
+        default = str(default)
+    return click.option(flag, name, default=default, show_default=default is not None and default is not False, **kwargs)
+
+
+_max_pixels_option = _option(MAX_PIXELS_OPTION, "max_pixels", type=click.IntRange(min=1),
+                             help="Refuse images with more pixels than this (default: Pillow's limit, about 89 million).")
+
+# options of both train and tune, each named as its TrainSettings field
+_settings_options = [
+    _option("--batch-size", "batch_size", type=click.IntRange(min=1)),
+    _option("--augment", "augment", help="Pipeline name (paper_face, covid_paper, light, none) or a JSON dict."),
+    _option("--seed", "seed", type=int, help="Seeds Python, NumPy, TensorFlow and Keras."),
+    _option("--deterministic", "deterministic", is_flag=True,
+            help="TensorFlow op determinism: bit-identical reruns, at a throughput cost."),
+    _option("--precise-bn-images", "precise_bn_images", type=click.IntRange(min=0),
+            help="Training images the BatchNorm statistics are recomputed from each epoch (0: off)."),
+    _option("--class-weight", "class_weight", type=click.Choice(["balanced", "none"])),
+    _option("--monitor", "monitor", help="Metric for the best epoch (default val_macro_f1 / val_ccc_mean)."),
+    _option("--optimizer", "optimizer", type=click.Choice(list(OPTIMIZERS)),
+            help="adam (the paper's), adamw, or sgd with Nesterov momentum 0.9."),
+    _option("--lr-schedule", "lr_schedule", type=click.Choice(list(LR_SCHEDULES)),
+            help="constant, or cosine decay to 0 (after --warmup-epochs of linear warm-up)."),
+    _option("--warmup-epochs", "warmup_epochs", type=click.IntRange(min=0)),
+    _option("--weight-decay", "weight_decay", type=click.FloatRange(min=0),
+            help="Decoupled weight decay (AdamW's; also applied by adam and sgd when > 0)."),
+    _option("--label-smoothing", "label_smoothing", type=click.FloatRange(0, 1, max_open=True)),
+    _option("--patience", "patience", type=click.IntRange(min=1), help="EarlyStopping patience (off by default)."),
+    _option("--reduce-lr-patience", "reduce_lr_patience", type=click.IntRange(min=1),
+            help="ReduceLROnPlateau patience (off by default)."),
+    _option("--tensorboard", "tensorboard", is_flag=True),
+    _option("--mixed-precision", "mixed_precision", is_flag=True, help="mixed_float16 on a GPU (ignored on CPU)."),
+    _option("--on-bad-image", "on_bad_image", type=click.Choice(["skip", "fail"])),
     _max_pixels_option,
-    click.option("--workers", default=1, show_default=True, help="Loader worker threads."),
-    click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None),
+    _option("--workers", "workers", type=click.IntRange(min=1), help="Loader worker threads."),
+    _option("--cache-dir", "cache_dir", type=click.Path(file_okay=False),
+            help="Image cache folder (default: $KERASCV_EMOTION_CACHE, else beside the index)."),
+    click.option("--restart", is_flag=True,
+                 help="Discard the state of an interrupted run in --out and start over (else it resumes)."),
 ]
+
+
+def _settings(options: dict[str, Any]) -> dict[str, Any]:
+    """CLI option values -> settings field values (``none`` -> None, JSON ``--augment``)."""
+    out = dict(options)
+    if "class_weight" in out:
+        out["class_weight"] = None if out["class_weight"] == "none" else out["class_weight"]
+    if "augment" in out:
+        out["augment"] = _augment_option(out["augment"])
+    if "channels" in out:
+        out["channels"] = int(out["channels"])
+    return out
+
 
 _device_options = [
     click.option("--threads", default=0, show_default=True, help="TensorFlow CPU threads (0: all)."),
@@ -242,57 +282,33 @@ def _with(options: list[Any]) -> Any:
 @click.option("--index", "index_path", required=True, type=click.Path(path_type=Path))
 @click.option("--arch", required=True, help="alexnet, vgg, mobilenet, covid or keras:<Application>.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
-@click.option("--task", type=click.Choice(["classification", "regression"]), default="classification")
-@click.option("--image-size", default=64, show_default=True, type=click.IntRange(8, MAX_IMAGE_SIDE),
-              help="Side of the square model input in pixels.")
-@click.option("--channels", type=click.Choice(["1", "3"]), default="3", show_default=True)
-@click.option("--epochs", default=10, show_default=True)
-@click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Learning rate (peak rate of a cosine schedule).")
-@click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adam", show_default=True,
-              help="adam (the paper's), adamw, or sgd with Nesterov momentum 0.9.")
-@click.option("--lr-schedule", type=click.Choice(list(LR_SCHEDULES)), default="constant", show_default=True,
-              help="constant, or cosine decay to 0 (after --warmup-epochs of linear warm-up).")
-@click.option("--warmup-epochs", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option("--weight-decay", default=0.0, show_default=True, type=click.FloatRange(min=0),
-              help="Decoupled weight decay (AdamW's; also applied by adam and sgd when > 0).")
-@click.option("--label-smoothing", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True))
-@click.option("--patience", default=None, type=int, help="EarlyStopping patience (off by default).")
-@click.option("--reduce-lr-patience", default=None, type=int, help="ReduceLROnPlateau patience (off by default).")
-@click.option("--tensorboard", is_flag=True)
-@click.option("--mixed-precision", is_flag=True, help="mixed_float16 on a GPU (ignored on CPU).")
+@_option("--task", "task", type=click.Choice(list(TASKS)))
+@_option("--image-size", "image_size", type=click.IntRange(8, MAX_IMAGE_SIDE),
+         help="Side of the square model input in pixels.")
+@_option("--channels", "channels", type=click.Choice(["1", "3"]))
+@_option("--epochs", "epochs", type=click.IntRange(min=1))
+@_option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True),
+         help="Learning rate (peak rate of a cosine schedule).")
 @click.option("--weights", default=None, help="keras:<Application> only: a local weights file.")
 @click.option("--arch-option", "arch_options", multiple=True, metavar="KEY=VALUE",
               help="An option of the architecture's builder, e.g. dropout=0.2 or alpha=0.5 (repeatable).")
-@_with(_common_data_options + _device_options)
-def train(index_path: Path, arch: str, out: Path, task: str, image_size: int, channels: str, epochs: int,
-          learning_rate: float, optimizer: str, lr_schedule: str, warmup_epochs: int, weight_decay: float,
-          label_smoothing: float, patience: int | None, reduce_lr_patience: int | None, tensorboard: bool,
-          mixed_precision: bool, weights: str | None, arch_options: tuple[str, ...], batch_size: int,
-          augment: str, seed: int, deterministic: bool, precise_bn_images: int,
-          class_weight: str, monitor: str | None, on_bad_image: str, max_pixels: int | None, workers: int,
-          cache_dir: Path | None, threads: int, gpus: int) -> None:
-    """Train one model on an index into the run directory OUT."""
+@_with(_settings_options + _device_options)
+def train(index_path: Path, arch: str, out: Path, weights: str | None, arch_options: tuple[str, ...],
+          restart: bool, threads: int, gpus: int, **options: Any) -> None:
+    """Train one model on an index into the run directory OUT (a killed run resumes when rerun)."""
     from kerascv_emotion.data.index import read_index
 
     read_index(index_path)  # fail fast on a missing or malformed index
     _setup_devices(threads, gpus)
     _check_arch(arch)
-    from kerascv_emotion.training import TrainSettings
+    from kerascv_emotion.settings import TrainSettings
     from kerascv_emotion.training import train as train_run
 
     settings = TrainSettings(
-        arch=arch, index=str(index_path), task=task, image_size=image_size, channels=int(channels),
-        epochs=epochs, batch_size=batch_size, augment=_augment_option(augment), seed=seed,
-        learning_rate=learning_rate, optimizer=optimizer, lr_schedule=lr_schedule, warmup_epochs=warmup_epochs,
-        weight_decay=weight_decay, label_smoothing=label_smoothing, deterministic=deterministic,
-        precise_bn_images=precise_bn_images,
-        class_weight=None if class_weight == "none" else class_weight, monitor=monitor, patience=patience, reduce_lr_patience=reduce_lr_patience, on_bad_image=on_bad_image,
-        max_pixels=max_pixels, workers=workers, cache_dir=str(cache_dir) if cache_dir else None, tensorboard=tensorboard,
-        mixed_precision=mixed_precision,
+        arch=arch, index=str(index_path), **_settings(options),
         arch_kwargs=_parse_arch_options(arch_options) | ({"weights": weights} if weights else {}),
     )
-    run = train_run(settings, out)
+    run = train_run(settings, out, restart=restart)
     click.echo(f"wrote {run / 'model.keras'}")
 
 
@@ -300,35 +316,26 @@ def train(index_path: Path, arch: str, out: Path, task: str, image_size: int, ch
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.option("--index", "index_path", required=True, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
-@click.option("--task", type=click.Choice(["classification", "regression"]), default=None,
-              help="Change the task (e.g. regression: a new Dense(2) valence/arousal head).")
-@click.option("--head-epochs", default=3, show_default=True)
-@click.option("--finetune-epochs", default=3, show_default=True)
-@click.option("--head-lr", default=1e-3, show_default=True)
-@click.option("--finetune-lr", default=1e-5, show_default=True)
-@click.option("--unfreeze-blocks", default=None, type=int, help="Unfreeze only the last K blocks (default all).")
-@_with(_common_data_options + _device_options)
-def tune(model: Path, index_path: Path, out: Path, task: str | None, head_epochs: int, finetune_epochs: int,
-         head_lr: float, finetune_lr: float, unfreeze_blocks: int | None, batch_size: int, augment: str,
-         seed: int, deterministic: bool, precise_bn_images: int, class_weight: str, monitor: str | None, on_bad_image: str,
-         max_pixels: int | None, workers: int, cache_dir: Path | None, threads: int, gpus: int) -> None:
+@_option("--task", "task", TUNE_DEFAULTS, type=click.Choice(list(TASKS)),
+         help="Change the task (e.g. regression: a new Dense(2) valence/arousal head; default: the model's).")
+@_option("--head-epochs", "head_epochs", TUNE_DEFAULTS, type=click.IntRange(min=0))
+@_option("--finetune-epochs", "finetune_epochs", TUNE_DEFAULTS, type=click.IntRange(min=0))
+@_option("--head-lr", "head_learning_rate", TUNE_DEFAULTS, type=click.FloatRange(min=0, min_open=True))
+@_option("--finetune-lr", "finetune_learning_rate", TUNE_DEFAULTS, type=click.FloatRange(min=0, min_open=True))
+@_option("--unfreeze-blocks", "unfreeze_blocks", TUNE_DEFAULTS, type=click.IntRange(min=0),
+         help="Unfreeze only the last K blocks (default all).")
+@_with(_settings_options + _device_options)
+def tune(model: Path, index_path: Path, out: Path, restart: bool, threads: int, gpus: int, **options: Any) -> None:
     """Fine-tune MODEL (a .keras file or a run directory): head first, then unfrozen at a low rate."""
     from kerascv_emotion.data.index import read_index
 
     read_index(index_path)
     _setup_devices(threads, gpus)
-    from kerascv_emotion.training import TuneSettings
-    from kerascv_emotion.training import tune as tune_run
+    from kerascv_emotion.finetune import tune as tune_run
+    from kerascv_emotion.settings import TuneSettings
 
-    settings = TuneSettings(
-        model=str(model), index=str(index_path), task=task, head_epochs=head_epochs,
-        finetune_epochs=finetune_epochs, head_learning_rate=head_lr, finetune_learning_rate=finetune_lr,
-        unfreeze_blocks=unfreeze_blocks, batch_size=batch_size, augment=_augment_option(augment), seed=seed,
-        deterministic=deterministic, precise_bn_images=precise_bn_images, class_weight=None if class_weight == "none" else class_weight, monitor=monitor,
-        on_bad_image=on_bad_image, max_pixels=max_pixels, workers=workers,
-        cache_dir=str(cache_dir) if cache_dir else None,
-    )
-    run = tune_run(settings, out)
+    settings = TuneSettings.create(str(model), str(index_path), **_settings(options))
+    run = tune_run(settings, out, restart=restart)
     click.echo(f"wrote {run / 'model.keras'}")
 
 
@@ -350,8 +357,8 @@ def evaluate(run: Path, index_path: Path | None, data: Path | None, split: str, 
     """Predict a split with RUN's model; write predictions and metrics JSON under RUN/eval/SPLIT
     (RUN/eval/data-NAME for --data NAME)."""
     _setup_devices(threads, gpus)
-    from kerascv_emotion.evaluation import eval_dir
     from kerascv_emotion.evaluation import evaluate as evaluate_run
+    from kerascv_emotion.runs import eval_dir
 
     metrics = evaluate_run(run, index_path, split=split, bootstrap=bootstrap, seed=seed, tta=tta,
                            max_pixels=max_pixels, data=data)

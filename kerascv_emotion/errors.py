@@ -22,3 +22,7 @@ class BadImageError(DataError):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+
+class RunFolderError(KerasCVEmotionError):
+    """A run folder is in use by another process, or holds a run that cannot be resumed."""

@@ -14,7 +14,8 @@ import numpy as np
 
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.io import atomic_path, write_json
-from kerascv_emotion.training import load_model, load_run_config
+from kerascv_emotion.runs import MODEL, eval_dir, read_config
+from kerascv_emotion.training import load_model
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,6 @@ def split_groups(index: Any, split: str, paths: Sequence[str]) -> list[str] | No
     return groups if groups and all(groups) else None  # type: ignore[return-value]
 
 
-def eval_dir(run_dir: str | os.PathLike, split: str = "test", data: str | os.PathLike | None = None) -> Path:
-    """Where :func:`evaluate` writes: ``RUN/eval/<split>``, or ``RUN/eval/data-<folder name>``
-    for a labelled ``data`` folder."""
-    return Path(run_dir) / "eval" / (f"data-{Path(data).resolve().name}" if data is not None else split)
-
-
 def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = None, split: str = "test",
              bootstrap: int = 1000, seed: int = 0, batch_size: int = 64,
              on_bad_image: str | None = None, tta: str = "none", max_pixels: int | None = None,
@@ -91,18 +86,19 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     then those of the averaged outputs, and ``without_tta`` holds the plain pass's headline
     figures beside them. ``on_bad_image`` and ``max_pixels`` default to the run's own settings.
     """
-    from kerascv_emotion.data.cache import default_cache_dir, load_split
+    from kerascv_emotion.data.cache import cache_dir_for, load_split
     from kerascv_emotion.data.folders import labelled_test_index
     from kerascv_emotion.data.index import read_index
     from kerascv_emotion.data.loader import ImageBatches
     from kerascv_emotion.metrics import (
         bootstrap_intervals,
+        bootstrap_regression_intervals,
         classification_metrics,
         regression_metrics,
     )
 
     run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
+    config = read_config(run_dir)
     task = config.get("task", "classification")
     missing: list[str] = []
     if data is not None:
@@ -110,11 +106,11 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
             raise ConfigError("a data folder is evaluated alone, as its test split: give no index, and split 'test'")
         index_path = Path(data)
         index, missing = labelled_test_index(data, config["class_names"])
-        cache_dir = Path(config["cache_dir"]) if config.get("cache_dir") else default_cache_dir()
+        cache_dir = cache_dir_for(config.get("cache_dir"))
     else:
         index_path = Path(index_path or config["index"])
         index = read_index(index_path)
-        cache_dir = Path(config["cache_dir"]) if config.get("cache_dir") else index_path.parent / ".cache"
+        cache_dir = cache_dir_for(config.get("cache_dir"), index_path)
     if task == "classification" and list(index.class_names) != list(config["class_names"]):
         raise DataError(f"index {index_path} has classes {index.class_names}, but run {run_dir} was trained on "
                         f"{config['class_names']}; evaluate with the same classes")
@@ -124,19 +120,19 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
                         cache_dir=cache_dir,
                         on_bad_image=on_bad_image or config.get("on_bad_image", "skip"),
                         max_pixels=max_pixels or config.get("max_pixels"))
-    model = load_model(run_dir / "model.keras")
+    model = load_model(run_dir / MODEL)
     batches = ImageBatches(cached, batch_size=batch_size, task=task, augment=None, shuffle=False)
     outputs = predict_outputs(model, batches, tta)
     plain = predict_outputs(model, batches) if tta != "none" else None
     out_dir = eval_dir(run_dir, split, data)
     arrays: dict[str, Any] = {"paths": np.array(cached.paths, dtype=str)}
+    groups = split_groups(index, split, cached.paths)
     if task == "classification":
         y_true = np.asarray(cached.label_ids)
         metrics = classification_metrics(y_true, outputs, list(index.class_names))
         if bootstrap:
             metrics["bootstrap"] = bootstrap_intervals(y_true, outputs, list(index.class_names),
-                                                       n_resamples=bootstrap, seed=seed,
-                                                       groups=split_groups(index, split, cached.paths))
+                                                       n_resamples=bootstrap, seed=seed, groups=groups)
         if plain is not None:
             without = classification_metrics(y_true, plain, list(index.class_names))
             metrics["without_tta"] = {"accuracy": without["accuracy"], "macro_f1": without["macro_avg"]["f1"],
@@ -147,13 +143,16 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
             raise DataError(f"index {index_path} has no valence/arousal; cannot evaluate regression run {run_dir}")
         y_true = np.asarray(cached.valence_arousal, dtype=np.float64)
         metrics = regression_metrics(y_true, outputs)
+        if bootstrap:
+            metrics["bootstrap"] = bootstrap_regression_intervals(y_true, outputs, n_resamples=bootstrap,
+                                                                  seed=seed, groups=groups)
         if plain is not None:
             metrics["without_tta"] = {"mean": regression_metrics(y_true, plain)["mean"]}
         arrays.update(y_true=y_true, y_pred=outputs, class_names=np.array(index.class_names, dtype=str),
                       labels=np.asarray(cached.label_ids))
     if missing:
         metrics.setdefault("notes", []).append(f"classes without images in {index_path}: {missing}")
-    metrics.update(task=task, split=split, tta=tta, index=str(index_path), run=run_dir.name,
+    metrics.update(task=task, split=split, tta=tta, index=str(index_path), run=run_dir.resolve().name,
                    arch=config.get("arch"), skipped=len(cached.skipped),
                    inference=measure_inference(model, cached.images, batch_size=32))
     with atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as handle:

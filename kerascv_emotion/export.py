@@ -28,7 +28,8 @@ import numpy as np
 
 from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.io import atomic_path, write_json
-from kerascv_emotion.training import load_model, load_run_config
+from kerascv_emotion.runs import read_config
+from kerascv_emotion.training import load_model
 
 FORMATS = {"litert": "model.tflite", "onnx": "model.onnx", "saved_model": "model"}
 QUANTIZE = ("float16", "int8")
@@ -158,7 +159,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, quantize: str | None = None
     load it back in its runtime and compare it with the Keras model on the run's validation
     images; writes and returns ``export.json``'s content (``passed``: the check's verdict)."""
     _check(fmt, quantize)
-    config = load_run_config(run_dir)
+    config = read_config(run_dir)
     model = load_model(Path(run_dir) / "model.keras")
     out_dir = Path(out_dir) if out_dir is not None else export_dir(run_dir, fmt, quantize)
     target = out_dir / FORMATS[fmt]

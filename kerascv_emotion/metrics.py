@@ -32,8 +32,8 @@ import numpy as np
 from sklearn import metrics as skm
 
 from kerascv_emotion.errors import ConfigError
+from kerascv_emotion.tasks import REGRESSION_NAMES
 
-DEFAULT_REGRESSION_NAMES = ("valence", "arousal")
 _SUM_TOLERANCE = 1e-3  # how far a probability row may sum from 1 (float16/float32 softmax)
 _BOOTSTRAP_CELLS = 4_000_000  # resample-by-sample cells processed at once (memory bound)
 
@@ -326,7 +326,7 @@ def sign_agreement(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def regression_metrics(y_true: Any, y_pred: Any,
-                       names: Sequence[str] = DEFAULT_REGRESSION_NAMES) -> dict[str, Any]:
+                       names: Sequence[str] = REGRESSION_NAMES) -> dict[str, Any]:
     """RMSE, Pearson correlation (``corr``), sign agreement (``sagr``) and concordance
     correlation (``ccc``) per output dimension and their means.
 
@@ -563,7 +563,7 @@ def bootstrap_intervals(y_true: Any, y_prob: Any, class_names: Sequence[str],
 
 
 def bootstrap_regression_intervals(y_true: Any, y_pred: Any,
-                                   names: Sequence[str] = DEFAULT_REGRESSION_NAMES,
+                                   names: Sequence[str] = REGRESSION_NAMES,
                                    n_resamples: int = 1000, seed: int = 0,
                                    confidence: float = 0.95, *, groups: Any = None) -> dict[str, Any]:
     """Seeded percentile bootstrap intervals for RMSE and CCC per dimension and their means

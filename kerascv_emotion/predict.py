@@ -30,7 +30,8 @@ from kerascv_emotion.data.folders import IMAGE_EXTENSIONS, natural_key
 from kerascv_emotion.errors import BadImageError, DataError
 from kerascv_emotion.faces import DEFAULT_MARGIN, Box
 from kerascv_emotion.io import atomic_open, atomic_path
-from kerascv_emotion.training import load_model, load_run_config
+from kerascv_emotion.runs import read_config
+from kerascv_emotion.training import load_model
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -126,7 +127,7 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], det
     from kerascv_emotion.data.images import open_image, prepare_image
     from kerascv_emotion.faces import find_faces
 
-    config = load_run_config(run_dir)
+    config = read_config(run_dir)
     task = config.get("task", "classification")
     names = list(config["output_names"])
     size, channels = int(config["image_size"]), int(config["channels"])

@@ -26,7 +26,9 @@ from PIL import Image
 from sklearn import metrics as skm
 
 import kerascv_emotion.reporting
+from kerascv_emotion import runs as run_folders
 from kerascv_emotion.errors import ConfigError, DataError
+from kerascv_emotion.metrics import bootstrap_regression_intervals
 from kerascv_emotion.reporting import (
     confusion_matrix_figure,
     read_evaluation,
@@ -128,12 +130,31 @@ def dump(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, allow_nan=False))
 
 
-def write_history(run: Path, columns: dict[str, list[float]], phases: list[str]) -> None:
-    with open(run / "history.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["epoch", "phase", *columns])
-        for epoch, phase in enumerate(phases):
-            writer.writerow([epoch, phase, *("NA" if math.isnan(v[epoch]) else v[epoch] for v in columns.values())])
+def write_history(work: Path, columns: dict[str, list[float]], phases: list[str]) -> None:
+    """Each phase's ``work/history-<phase>.csv`` as Keras's CSVLogger writes it."""
+    for phase in dict.fromkeys(phases):
+        with open(work / f"history-{phase}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["epoch", *columns])
+            for epoch in (e for e, p in enumerate(phases) if p == phase):
+                writer.writerow([epoch, *("NA" if math.isnan(v[epoch]) else v[epoch] for v in columns.values())])
+
+
+def finish_run(run: Path, config: dict[str, Any], columns: dict[str, list[float]], phases: list[str],
+               records: list[dict[str, Any]], output_names: list[str], model_bytes: int) -> None:
+    """Write a run folder with the producer training uses (:func:`kerascv_emotion.runs.finish`)
+    from a ``work/`` holding the per-phase logs a training would have left."""
+    work = run / "work"
+    work.mkdir(parents=True)
+    write_history(work, columns, phases)
+    for phase in dict.fromkeys(phases):
+        (work / phase).mkdir()
+        with open(work / phase / "metrics_log.jsonl", "w") as handle:
+            for record in (r for r in records if phases[r["epoch"]] == phase):
+                handle.write(json.dumps(record) + "\n")
+    checkpoint = work / "best.keras"
+    checkpoint.write_bytes(b"k" * model_bytes)
+    run_folders.finish(run, work, checkpoint, list(dict.fromkeys(phases)), config, output_names, [])
 
 
 def make_run(root: Path, name: str, arch: str = "vgg", quality: float = 2.0, seed: int = 0,
@@ -141,30 +162,24 @@ def make_run(root: Path, name: str, arch: str = "vgg", quality: float = 2.0, see
     """A finished classification run directory (optionally tuned: phases head + finetune)."""
     rng = np.random.default_rng(seed)
     run = root / name
-    run.mkdir(parents=True)
     phases = ["head"] * 3 + ["finetune"] * 4 if tuned else ["train"] * 6
     epochs = len(phases)
-    dump(run / "config.json", {
+    config = {
         "arch": arch, "task": "classification", "index": "data/faces.csv", "image_size": 32, "channels": 3,
         "epochs": epochs, "batch_size": 16, "augment": "paper_face", "seed": seed, "learning_rate": 0.001,
-        "monitor": None, "class_names": CLASSES, "params": 1_234_567 + seed,
+        "monitor": "val_macro_f1", "class_names": CLASSES, "params": 1_234_567 + seed,
         "phases": [{"name": p, "first_epoch": phases.index(p)} for p in dict.fromkeys(phases)],
-        "versions": {"keras": "3.15.0", "tensorflow": "2.21.0"}})
-    dump(run / "class_names.json", CLASSES)
-    (run / "model.keras").write_bytes(b"k" * (2_000_000 + 1000 * seed))
+        "versions": {"keras": "3.15.0", "tensorflow": "2.21.0"}}
     t = np.arange(epochs)
     macro_f1 = 0.3 + 0.5 * (1 - np.exp(-t / 2)) + rng.normal(0, 0.02, epochs)
     columns = {"loss": list(2.0 * np.exp(-t / 3) + 0.2), "accuracy": list(0.3 + 0.1 * t),
                "val_loss": list(2.1 * np.exp(-t / 4) + 0.3), "val_accuracy": list(0.25 + 0.08 * t),
                "val_macro_f1": list(macro_f1)}
     columns["val_accuracy"][0] = math.nan  # written as "NA", as Keras's CSVLogger does
-    write_history(run, columns, phases)
-    with open(run / "metrics_log.jsonl", "w") as handle:
-        for epoch in range(epochs):
-            per_class = {c: {"f1": None if i == ABSENT else float(np.clip(macro_f1[epoch] + 0.05 * (i - 4), 0, 1))}
-                         for i, c in enumerate(CLASSES)}
-            handle.write(json.dumps({"epoch": epoch, "phase": phases[epoch], "per_class": per_class,
-                                     "macro_avg": {"f1": float(macro_f1[epoch])}}) + "\n")
+    records = [{"epoch": epoch, "macro_avg": {"f1": float(macro_f1[epoch])},
+                "per_class": {c: {"f1": None if i == ABSENT else float(np.clip(macro_f1[epoch] + 0.05 * (i - 4), 0, 1))}
+                              for i, c in enumerate(CLASSES)}} for epoch in range(epochs)]
+    finish_run(run, config, columns, phases, records, CLASSES, 2_000_000 + 1000 * seed)
     if evaluated:
         present = [i for i in range(len(CLASSES)) if i != ABSENT]
         y_true = rng.choice(present, size=n)
@@ -184,27 +199,23 @@ def make_run(root: Path, name: str, arch: str = "vgg", quality: float = 2.0, see
 def make_regression_run(root: Path, name: str, seed: int = 0, n: int = 150) -> Path:
     rng = np.random.default_rng(seed)
     run = root / name
-    run.mkdir(parents=True)
-    dump(run / "config.json", {"arch": "mobilenet", "task": "regression", "index": "data/va.csv", "image_size": 32,
-                               "channels": 3, "epochs": 4, "seed": seed, "params": 98_765,
-                               "versions": {"keras": "3.15.0"}})
-    dump(run / "class_names.json", ["valence", "arousal"])
-    (run / "model.keras").write_bytes(b"k" * 500_000)
+    config = {"arch": "mobilenet", "task": "regression", "index": "data/va.csv", "image_size": 32,
+              "channels": 3, "epochs": 4, "seed": seed, "params": 98_765, "monitor": "val_ccc_mean",
+              "versions": {"keras": "3.15.0"}}
     t = np.arange(4)
-    write_history(run, {"loss": list(0.5 - 0.1 * t), "val_loss": list(0.55 - 0.08 * t),
-                        "val_ccc_mean": list(0.2 + 0.1 * t), "val_rmse_mean": list(0.5 - 0.05 * t)}, ["train"] * 4)
-    with open(run / "metrics_log.jsonl", "w") as handle:
-        for epoch in range(4):
-            handle.write(json.dumps({"epoch": epoch, "per_dim": {"valence": {"ccc": 0.2 + 0.1 * epoch},
-                                                                 "arousal": {"ccc": 0.1 + 0.1 * epoch}},
-                                     "mean": {"ccc": 0.15 + 0.1 * epoch}}) + "\n")
+    columns = {"loss": list(0.5 - 0.1 * t), "val_loss": list(0.55 - 0.08 * t),
+               "val_ccc_mean": list(0.2 + 0.1 * t), "val_rmse_mean": list(0.5 - 0.05 * t)}
+    records = [{"epoch": epoch, "per_dim": {"valence": {"ccc": 0.2 + 0.1 * epoch}, "arousal": {"ccc": 0.1 + 0.1 * epoch}},
+                "mean": {"ccc": 0.15 + 0.1 * epoch}} for epoch in range(4)]
+    finish_run(run, config, columns, ["train"] * 4, records, ["valence", "arousal"], 500_000)
     y_true = rng.uniform(-1, 1, (n, 2))
     y_pred = np.clip(0.6 * y_true + rng.normal(0, 0.25, (n, 2)), -1, 1)
     folder = run / "eval" / "test"
     folder.mkdir(parents=True)
     np.savez_compressed(folder / "predictions.npz", y_true=y_true, y_pred=y_pred,
                         paths=np.array([f"img{i}.png" for i in range(n)]), class_names=np.array(CLASSES))
-    dump(folder / "metrics.json", regression_metrics(y_true, y_pred))
+    dump(folder / "metrics.json", regression_metrics(y_true, y_pred)
+         | {"bootstrap": bootstrap_regression_intervals(y_true, y_pred, n_resamples=100)})
     return run
 
 
@@ -469,7 +480,7 @@ def test_reporting_imports_stay_light() -> None:
     """No TensorFlow/Keras and no sibling module that could pull them in (checked statically,
     so the test holds whatever other tests imported into this process)."""
     allowed = {"numpy", "matplotlib", "sklearn", "kerascv_emotion"}
-    allowed_own = ("kerascv_emotion.errors", "kerascv_emotion.io", "kerascv_emotion.reporting")
+    allowed_own = ("kerascv_emotion.errors", "kerascv_emotion.io", "kerascv_emotion.tasks", "kerascv_emotion.reporting")
     package = Path(kerascv_emotion.reporting.__file__).parent
     for source in package.glob("*.py"):
         for node in ast.walk(ast.parse(source.read_text())):

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
-from kerascv_emotion.training import TrainSettings, TuneSettings, set_trainable, train, tune
+from kerascv_emotion.finetune import set_trainable, tune
+from kerascv_emotion.settings import TrainSettings, TuneSettings
+from kerascv_emotion.training import train
 
 
 def _history(run: Path) -> list[dict[str, str]]:
@@ -74,8 +76,8 @@ def test_same_seed_same_metrics_and_tune_to_regression(tiny_faces: Path, tmp_pat
             assert row_a[key] == row_b[key], key
     assert (runs[0] / "metrics_log.jsonl").read_text() == (runs[1] / "metrics_log.jsonl").read_text()
 
-    va = tune(TuneSettings(model=str(runs[0]), index=str(tiny_faces), task="regression", head_epochs=1,
-                           finetune_epochs=1, batch_size=8, class_weight=None), tmp_path / "va", verbose=0)
+    va = tune(TuneSettings.create(str(runs[0]), str(tiny_faces), task="regression", head_epochs=1,
+                                  finetune_epochs=1, batch_size=8, class_weight=None), tmp_path / "va", verbose=0)
     history = _history(va)
     assert [row["phase"] for row in history] == ["head", "finetune"]
     assert np.isfinite(float(history[-1]["val_ccc_mean"]))
@@ -125,14 +127,14 @@ def test_each_optimizer_and_schedule_trains(optimizer: str, schedule: str, warmu
     import keras
 
     from kerascv_emotion.models import build_model
-    from kerascv_emotion.training import _compile, make_optimizer
+    from kerascv_emotion.training import compile_model, make_optimizer
 
     settings = TrainSettings(arch="alexnet", index="unused.csv", epochs=3, optimizer=optimizer, lr_schedule=schedule,
                              warmup_epochs=warmup, weight_decay=1e-4, label_smoothing=0.1)
     settings.check()
     model = build_model("alexnet", input_shape=(32, 32, 3), num_classes=3)
     optimizer_object = make_optimizer(settings, 1e-2, steps_per_epoch=4, epochs=3)
-    _compile(model, settings, optimizer_object)
+    compile_model(model, settings, optimizer_object)
     assert model.loss.label_smoothing == pytest.approx(0.1)
     before = [w.numpy().copy() for w in model.trainable_weights]
     x = np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)

@@ -4,6 +4,7 @@ config with tiny settings (data -> train -> tune -> evaluate -> report -> compar
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,14 +54,31 @@ def test_default_dry_run_lists_one_train_job_per_dataset_and_arch(tmp_path: Path
             assert f"{ds}/{arch}/model.keras" in result.stdout
 
 
+def _planned_datasets(output: str) -> set[str]:
+    return set(re.findall(r"results/([A-Za-z0-9_.]+)/", output))
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
-def test_each_config_dry_runs(name: str, tmp_path: Path) -> None:
+def test_each_config_dry_runs_only_its_own_datasets(name: str, tmp_path: Path) -> None:
+    """Run where a clone's config.yaml lies beside it (as README's commands do): the default
+    synthetic datasets must not be merged into a real-data config's plan."""
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
     data_root = tmp_path / "data"
     data_root.mkdir()
-    result = _snakemake("-n", "--cores", "4", "--configfile", str(REPO / "configs" / name),
+    result = _snakemake("-n", "-p", "--cores", "4", "--configfile", str(REPO / "configs" / name),
                         "--config", f"data_root={data_root}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert _job_counts(result.stdout).get("train", 0) >= 1
+    config = yaml.safe_load((REPO / "configs" / name).read_text())
+    assert _planned_datasets(result.stdout) == set(config["datasets"])
+    assert _job_counts(result.stdout)["train"] == sum(len(ds["archs"]) for ds in config["datasets"].values())
+
+
+def test_without_configfile_the_default_config_runs(tmp_path: Path) -> None:
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    result = _snakemake("-n", "-p", "--cores", "4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert _planned_datasets(result.stdout) == set(config["datasets"])
 
 
 def test_tuning_an_untrained_arch_is_a_clear_error(tmp_path: Path) -> None:
@@ -138,22 +156,69 @@ def test_covid_config_short_real_run(tmp_path: Path) -> None:
     assert (tmp_path / "results" / "covid" / "comparison" / "comparison.html").is_file()
 
 
-def test_schema_and_cli_defaults_match_the_training_settings() -> None:
-    """One home for each recipe default: TrainSettings; the schema and the CLI agree with it."""
-    from dataclasses import fields
+# TrainSettings fields the workflow does not expose as dataset keys, and why
+NOT_IN_WORKFLOW = {"task": "set by the rules (regression runs)", "class_weight": "set by the rules",
+                   "monitor": "the task default", "max_pixels": "Pillow's limit", "workers": "loader threads",
+                   "cache_dir": "beside the index", "tensorboard": "off", "mixed_precision": "off"}
+# workflow tune/regression keys -> TuneSettings fields
+TUNE_KEYS = {"head_epochs": "head_epochs", "finetune_epochs": "finetune_epochs",
+             "head_lr": "head_learning_rate", "finetune_lr": "finetune_learning_rate",
+             "unfreeze_blocks": "unfreeze_blocks"}
 
+
+def _rule_flags() -> dict[str, dict[str, str]]:
+    """The dataset-key -> CLI-option maps of workflow/rules/common.smk."""
+    text = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    namespace: dict = {}
+    exec(text[text.index("DATA_FLAGS = {"):text.index("def flags(")], namespace)  # noqa: S102
+    return {k: v for k, v in namespace.items() if k.endswith("_FLAGS")}
+
+
+def _cli_defaults(command: str, args: list[str]) -> dict[str, object]:
+    """``{parameter: default}`` of a CLI command; each settings default shown in ``--help``
+    (flags and None aside)."""
     from click.testing import CliRunner
 
     from kerascv_emotion.cli import main
-    from kerascv_emotion.training import TrainSettings
+    from kerascv_emotion.settings import TRAIN_DEFAULTS, TUNE_DEFAULTS
 
-    defaults = {f.name: f.default for f in fields(TrainSettings)}
+    command_object = main.commands[command]
+    help_text = " ".join(CliRunner().invoke(main, [command, "--help"], terminal_width=400).output.split())
+    for option in command_object.params:
+        if option.name in {**TRAIN_DEFAULTS, **TUNE_DEFAULTS} and option.default not in (None, False):
+            shown = f"[default: {option.default}" if isinstance(option.default, str) else f"default: {option.default}"
+            assert option.opts[0] in help_text and shown in help_text, (command, option.name)
+    return command_object.make_context(command, args).params
+
+
+def test_every_setting_default_has_one_home() -> None:
+    """Each default lives in the settings dataclasses: every field appears in the CLI (help
+    included) with that default, and in the schema with it unless listed in NOT_IN_WORKFLOW;
+    tune's phase defaults agree between TuneSettings, the CLI and the schema; the rules pass
+    every schema setting through an option (so no default is repeated in a rule)."""
+    from kerascv_emotion.settings import FROM_MODEL, TRAIN_DEFAULTS, TUNE_DEFAULTS
+
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     dataset = schema["properties"]["datasets"]["additionalProperties"]["properties"]
-    train = main.commands["train"]
-    options = train.make_context("train", ["--index", "i.csv", "--arch", "vgg", "--out", "run"]).params
-    for key in ("learning_rate", "optimizer", "lr_schedule", "warmup_epochs", "weight_decay", "label_smoothing",
-                "precise_bn_images", "deterministic", "epochs", "batch_size", "image_size", "seed"):
-        assert dataset[key]["default"] == defaults[key], key
-        assert options[key] in (defaults[key], str(defaults[key])), key
-    assert CliRunner().invoke(main, ["train", "--help"]).exit_code == 0
+    train = _cli_defaults("train", ["--index", "i.csv", "--arch", "vgg", "--out", "run"])
+    tune = _cli_defaults("tune", [str(REPO / "config.yaml"), "--index", "i.csv", "--out", "run"])
+    flags = _rule_flags()
+    passed = set(flags["DATA_FLAGS"]) | set(flags["TRAIN_FLAGS"]) | set(flags["RECIPE_FLAGS"])
+    for name, default in TRAIN_DEFAULTS.items():
+        assert name in train, f"train has no option for {name}"
+        assert train[name] in (default, str(default), "none" if default is None else default), name
+        assert name in tune or name in FROM_MODEL, f"tune has no option for {name}"
+        if name in tune and name != "task":
+            assert tune[name] == train[name], name
+        if name in NOT_IN_WORKFLOW:
+            assert name not in dataset, f"{name} is in the schema: remove it from NOT_IN_WORKFLOW"
+            continue
+        assert name in dataset, f"the workflow schema has no {name} (or list it in NOT_IN_WORKFLOW)"
+        assert dataset[name].get("default") == default, name
+        assert name in passed, f"no rule passes {name} to the CLI"
+    for key, field in TUNE_KEYS.items():
+        assert tune[field] == TUNE_DEFAULTS[field], field
+        assert key in flags["TUNE_FLAGS"], key
+        for block in ("tune", "regression"):
+            if key in dataset[block]["properties"]:
+                assert dataset[block]["properties"][key].get("default") == TUNE_DEFAULTS[field], (block, key)

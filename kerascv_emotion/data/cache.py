@@ -88,8 +88,11 @@ class CachedSplit:
         return tuple(int(v) for v in self.images.shape[1:])  # type: ignore[return-value]
 
 
-def default_cache_dir(index_csv: Path | None = None) -> Path:
-    """``$KERASCV_EMOTION_CACHE``, else ``<index folder>/.cache``, else the user cache folder."""
+def cache_dir_for(cache_dir: str | os.PathLike | None = None, index_csv: str | os.PathLike | None = None) -> Path:
+    """The cache folder: ``cache_dir`` when given, else ``$KERASCV_EMOTION_CACHE``, else
+    ``<index folder>/.cache``, else the user cache folder (every caller resolves it here)."""
+    if cache_dir is not None:
+        return Path(cache_dir)
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env)
@@ -313,7 +316,7 @@ def load_split(
     if not sub.records:
         raise DataError(f"split {split!r} of the index has no images (splits present: {index.splits()})")
     key = cache_key(sub, split, hw, channels, min_size, max_pixels)
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir(index_csv)
+    folder = cache_dir_for(cache_dir, index_csv)
     stem = f"{split}-{hw[0]}x{hw[1]}x{channels}-{key[:20]}"
     image_file, meta_file = folder / f"{stem}.npy", folder / f"{stem}.json"
 

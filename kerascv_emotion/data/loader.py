@@ -35,8 +35,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from kerascv_emotion.augment import AugmentSpec, get_augmentation, seed_augmentation
 from kerascv_emotion.data.cache import CachedSplit
 from kerascv_emotion.errors import ConfigError, DataError
-
-TASKS = ("classification", "regression")
+from kerascv_emotion.tasks import TASKS
 
 
 def class_weights(label_ids: np.ndarray, num_classes: int) -> dict[int, float]:

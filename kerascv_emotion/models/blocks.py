@@ -18,6 +18,7 @@ import keras
 from keras import layers
 
 from kerascv_emotion.errors import ConfigError
+from kerascv_emotion.tasks import REGRESSION_NAMES, TASKS
 
 HEAD_START = "head_start"
 """Name of the Flatten/GlobalAveragePooling2D layer where the head begins (the head includes it)."""
@@ -33,10 +34,6 @@ BN_MOMENTUM = 0.9
 default (0.99) leaves the moving statistics near their initial values after the few hundred
 steps a small data set gives, so inference-mode predictions collapse onto one class. 0.9 (the
 PyTorch default) settles within ~50 steps and changes no parameter count."""
-
-HEADS = ("classification", "regression")
-REGRESSION_OUTPUTS = ("valence", "arousal")
-
 
 def _is_int(value: object) -> bool:
     """True for Python/numpy integers, False for bools and everything else."""
@@ -55,8 +52,8 @@ def check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
 
 def check_head(head: str, num_classes: int) -> None:
     """Raise :class:`ConfigError` unless ``head`` is known and ``num_classes`` >= 1."""
-    if head not in HEADS:
-        raise ConfigError(f"head={head!r}: choose one of {', '.join(HEADS)}")
+    if head not in TASKS:
+        raise ConfigError(f"head={head!r}: choose one of {', '.join(TASKS)}")
     if head == "classification" and (not _is_int(num_classes) or num_classes < 1):
         raise ConfigError(f"num_classes={num_classes!r}: give a positive number of classes")
 
@@ -118,7 +115,7 @@ def output_layer(x: keras.KerasTensor, num_classes: int, head: str) -> keras.Ker
       softmax)``, so categorical cross-entropy, per-class metrics and ROC work unchanged.
     """
     if head == "regression":
-        units, activation = len(REGRESSION_OUTPUTS), "linear"
+        units, activation = len(REGRESSION_NAMES), "linear"
     elif num_classes == 1:
         units, activation = 1, "sigmoid"
     else:

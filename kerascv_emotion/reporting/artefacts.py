@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from kerascv_emotion.errors import DataError
+from kerascv_emotion.tasks import default_monitor, monitor_mode
 
 TRAIN_HINT = "run `kerascv-emotion train` (or `tune`) to create the run"
 
@@ -102,12 +103,9 @@ def read_metrics_log(path: Path) -> list[dict[str, Any]]:
 
 
 def monitor_of(config: dict[str, Any], task: str) -> tuple[str, str]:
-    """``(metric, mode)`` that picked the best epoch: ``config["monitor"]`` or the task default
-    (``val_macro_f1`` / ``val_ccc_mean``); ``mode`` is ``"min"`` for losses and errors."""
-    name = config.get("monitor") or ("val_macro_f1" if task == "classification" else "val_ccc_mean")
-    lowered = name.lower()
-    mode = "min" if any(word in lowered for word in ("loss", "rmse", "mae", "error")) else "max"
-    return name, mode
+    """``(metric, mode)`` that picked the best epoch: ``config["monitor"]`` or the task default."""
+    name = config.get("monitor") or default_monitor(task)
+    return name, monitor_mode(name)
 
 
 @dataclass
@@ -172,14 +170,9 @@ class Run:
         return monitor_of(self.config, self.task)
 
     def best_epoch(self) -> int | None:
-        """The epoch with the best monitored value in ``history.csv`` (``None`` if never finite)."""
-        name, mode = self.monitor
-        values = self.history.columns.get(name)
-        if values is None or not np.isfinite(values).any():
-            return None
-        filled = np.where(np.isfinite(values), values, np.inf if mode == "min" else -np.inf)
-        position = int(np.argmin(filled) if mode == "min" else np.argmax(filled))
-        return int(self.history.epochs[position])
+        """The epoch ``model.keras`` was saved at, as training recorded it in ``config.json``
+        (``None`` when the monitored value was never finite)."""
+        return self.config.get("best_epoch")
 
 
 def read_run(run_dir: str | os.PathLike) -> Run:

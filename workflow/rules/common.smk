@@ -103,28 +103,45 @@ def arch_options(ds, arch):
     return "".join(f"--arch-option {shlex.quote(f'{k}={json.dumps(v)}')} " for k, v in options.items())
 
 
+# dataset keys -> CLI options (each key is named as its TrainSettings/TuneSettings field or
+# names it in its comment); a key absent from the config passes no option, so the CLI's
+# default (the settings' own) applies: no default is repeated here
+DATA_FLAGS = {"batch_size": "--batch-size", "augment": "--augment", "seed": "--seed",
+              "on_bad_image": "--on-bad-image", "precise_bn_images": "--precise-bn-images",
+              "deterministic": "--deterministic"}
+TRAIN_FLAGS = {"image_size": "--image-size", "channels": "--channels", "epochs": "--epochs",
+               "patience": "--patience", "reduce_lr_patience": "--reduce-lr-patience"}
 RECIPE_FLAGS = {"learning_rate": "--lr", "optimizer": "--optimizer", "lr_schedule": "--lr-schedule",
                 "warmup_epochs": "--warmup-epochs", "weight_decay": "--weight-decay",
                 "label_smoothing": "--label-smoothing"}
+TUNE_FLAGS = {"head_epochs": "--head-epochs", "finetune_epochs": "--finetune-epochs",
+              "head_lr": "--head-lr",  # head_learning_rate
+              "finetune_lr": "--finetune-lr",  # finetune_learning_rate
+              "unfreeze_blocks": "--unfreeze-blocks"}
+
+
+def flags(values, names):
+    """`--flag value ...` for each key of `names` present in `values` (a true boolean: `--flag`)."""
+    import json
+
+    out = ""
+    for key, flag in names.items():
+        if key not in values:
+            continue
+        value = values[key]
+        if isinstance(value, bool):
+            out += f"{flag} " if value else ""
+        else:
+            out += f"{flag} {shlex.quote(json.dumps(value) if isinstance(value, dict) else str(value))} "
+    return out
 
 
 def recipe_options(ds, arch):
     """`--lr ... --label-smoothing ...`: the dataset's recipe, with `arch_recipe[arch]` over it."""
     recipe = {key: ds[key] for key in RECIPE_FLAGS if key in ds} | ds.get("arch_recipe", {}).get(arch, {})
-    return "".join(f"{RECIPE_FLAGS[key]} {value} " for key, value in recipe.items())
+    return flags(recipe, RECIPE_FLAGS)
 
 
 def data_options(ds):
     """CLI options shared by train and tune, from a dataset's config."""
-    augment = ds.get("augment", "paper_face")
-    if isinstance(augment, dict):
-        import json
-
-        augment = json.dumps(augment)
-    return (
-        f"--batch-size {ds.get('batch_size', 32)} --augment {shlex.quote(augment)} "
-        f"--seed {ds.get('seed', 0)} --on-bad-image {ds.get('on_bad_image', 'skip')} "
-        + (f"--precise-bn-images {ds['precise_bn_images']} " if "precise_bn_images" in ds else "")
-        + ("--deterministic " if ds.get("deterministic") else "")
-        + f"--gpus {GPUS}"
-    )
+    return flags(ds, DATA_FLAGS) + f"--gpus {GPUS}"

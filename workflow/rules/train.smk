@@ -15,12 +15,8 @@ rule train:
         arch=arch_of,
         run_dir=lambda wc, output: Path(output.model).parent,
         options=lambda wc: (
-            f"--image-size {dataset(wc).get('image_size', 64)} --channels {dataset(wc).get('channels', 3)} "
-            f"--epochs {dataset(wc).get('epochs', 10)} "
+            flags(dataset(wc), TRAIN_FLAGS)
             + recipe_options(dataset(wc), arch_of(wc))
-            + (f"--patience {dataset(wc)['patience']} " if "patience" in dataset(wc) else "")
-            + (f"--reduce-lr-patience {dataset(wc)['reduce_lr_patience']} "
-               if "reduce_lr_patience" in dataset(wc) else "")
             + arch_options(dataset(wc), arch_of(wc))
             + data_options(dataset(wc))
         ),
@@ -44,18 +40,7 @@ rule tune:
         gpu=1 if GPUS else 0,
     params:
         run_dir=lambda wc, output: Path(output.model).parent,
-        options=lambda wc: (
-            "--head-epochs {head_epochs} --finetune-epochs {finetune_epochs} "
-            "--head-lr {head_lr} --finetune-lr {finetune_lr} ".format(
-                head_epochs=dataset(wc)["tune"].get("head_epochs", 2),
-                finetune_epochs=dataset(wc)["tune"].get("finetune_epochs", 3),
-                head_lr=dataset(wc)["tune"].get("head_lr", 0.001),
-                finetune_lr=dataset(wc)["tune"].get("finetune_lr", 0.0001),
-            )
-            + (f"--unfreeze-blocks {dataset(wc)['tune']['unfreeze_blocks']} "
-               if "unfreeze_blocks" in dataset(wc)["tune"] else "")
-            + data_options(dataset(wc))
-        ),
+        options=lambda wc: flags(dataset(wc)["tune"], TUNE_FLAGS) + data_options(dataset(wc)),
     shell:
         "{CLI} tune {input.model} --index {input.index} --out {params.run_dir} "
         "{params.options} --threads {threads} > {log} 2>&1"
@@ -77,13 +62,8 @@ rule tune_valence_arousal:
     params:
         run_dir=lambda wc, output: Path(output.model).parent,
         options=lambda wc: (
-            "--task regression --head-epochs {head_epochs} --finetune-epochs {finetune_epochs} "
-            "--head-lr {head_lr} --finetune-lr {finetune_lr} --class-weight none ".format(
-                head_epochs=dataset(wc)["regression"].get("head_epochs", 3),
-                finetune_epochs=dataset(wc)["regression"].get("finetune_epochs", 3),
-                head_lr=dataset(wc)["regression"].get("head_lr", 0.001),
-                finetune_lr=dataset(wc)["regression"].get("finetune_lr", 0.0001),
-            )
+            "--task regression --class-weight none "
+            + flags(dataset(wc)["regression"], TUNE_FLAGS)
             + data_options(dataset(wc))
         ),
     shell:

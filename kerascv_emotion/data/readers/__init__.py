@@ -27,6 +27,7 @@ from kerascv_emotion.data.readers.duplicates import (
 )
 from kerascv_emotion.data.readers.fer2013 import read_fer2013_csv, read_fer2013_folders
 from kerascv_emotion.errors import ConfigError, DataError
+from kerascv_emotion.tasks import TASKS
 
 __all__ = [
     "CANONICAL_CLASSES", "CANONICAL_CLASS_MAP", "POLICY", "available_formats", "build_index",
@@ -43,7 +44,6 @@ _READERS: dict[str, Callable[..., DatasetIndex]] = {
     "covid": read_covid,
     "ckplus": read_ckplus,
 }
-TASKS = ("classification", "regression")
 
 
 def available_formats() -> list[str]:

@@ -1,0 +1,223 @@
+"""The run folder: the one owner of its layout (no TensorFlow import).
+
+``RUN/`` holds ``config.json`` (every setting, with absolute paths, the best epoch and its
+monitored value, library versions), ``class_names.json``, ``skipped_images.json``,
+``model.keras`` (the best epoch's model), ``history.csv`` (one row per epoch, a ``phase``
+column) and ``metrics_log.jsonl``; ``evaluate`` adds ``eval/<split>/`` and ``report`` adds
+``report/``. While a train or tune runs, ``RUN/.lock`` holds an exclusive lock (``flock``)
+naming its holder, and ``RUN/work/`` its resume state: ``settings.json`` (what it was started
+with), per-phase checkpoints, logs and Keras backups.
+
+A rerun resumes from ``work/`` only with the same settings (:data:`RESUME_IGNORES` aside);
+with others it is refused, unless ``restart`` discards ``work/`` first. A finished run
+replaces ``model.keras`` and removes ``eval/`` and ``report/``, which described the old model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import fcntl
+import json
+import os
+import shutil
+import socket
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kerascv_emotion.errors import DataError, RunFolderError
+from kerascv_emotion.io import atomic_open, atomic_path, read_json, to_jsonable, write_json
+from kerascv_emotion.tasks import monitor_mode
+
+CONFIG, MODEL, WORK, LOCK = "config.json", "model.keras", "work", ".lock"
+STATE = "settings.json"  # in work/
+RESUME_IGNORES = ("workers", "cache_dir", "tensorboard")
+"""Settings that do not change what is trained, so a resumed run may differ in them."""
+
+
+def eval_dir(run_dir: str | os.PathLike, split: str, data: str | os.PathLike | None = None) -> Path:
+    """``RUN/eval/<split>/``: ``metrics.json`` and ``predictions.npz`` of one split, or
+    ``RUN/eval/data-<folder name>/`` for a labelled ``data`` folder (``evaluate --data``)."""
+    return Path(run_dir) / "eval" / (f"data-{Path(data).resolve().name}" if data is not None else split)
+
+
+def report_dir(run_dir: str | os.PathLike) -> Path:
+    """``RUN/report/``: the run's figures and ``report.html``."""
+    return Path(run_dir) / "report"
+
+
+def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """``RUN/config.json`` of a finished run; a clear error when the run is not finished."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).is_file() or not (run_dir / MODEL).is_file():
+        raise DataError(f"{run_dir} is not a finished run (no config.json/model.keras); run `kerascv-emotion train` first")
+    return read_json(run_dir / CONFIG)
+
+
+def _lock(run_dir: Path) -> int:
+    """An exclusive ``flock`` on ``RUN/.lock`` (its file records the holder), or a one-line
+    :class:`RunFolderError` naming the process that holds it."""
+    path = run_dir / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            try:
+                holder = json.loads(path.read_text(encoding="utf-8"))
+                who = f"pid {holder['pid']} on {holder['host']} since {holder['started']}"
+            except (OSError, ValueError, KeyError):
+                who = "another process"
+            raise RunFolderError(f"{run_dir} is in use by {who}; wait for it to finish or use another --out") from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:  # not unlinked by a finishing holder meanwhile
+                break
+        os.close(fd)
+    started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started}).encode())
+    return fd
+
+
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    plain = json.loads(json.dumps(to_jsonable(settings)))
+    return {k: v for k, v in plain.items() if k not in RESUME_IGNORES}
+
+
+def _check_resumable(run_dir: Path, work: Path, settings: dict[str, Any]) -> None:
+    """Refuse (one line) to resume ``work/`` started with other settings; drop a ``work/``
+    without its settings record (nothing can be checked; it cannot be trusted)."""
+    state = work / STATE
+    if not state.is_file():
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    try:
+        old = _comparable(read_json(state))
+    except (OSError, ValueError):
+        old = {}
+    new = _comparable(settings)
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if changed:
+        raise RunFolderError(
+            f"{run_dir} holds an interrupted run with other settings (changed: {', '.join(changed)}); "
+            f"rerun with the same settings to resume, or pass --restart (or delete {work}) to start over")
+
+
+@contextlib.contextmanager
+def claim(run_dir: str | os.PathLike, settings: dict[str, Any], restart: bool = False) -> Iterator[Path]:
+    """Lock ``run_dir`` for one train/tune and yield its ``work/`` folder, resumable when
+    it was left by an interrupted run with the same ``settings`` (``restart``: discard it).
+
+    If the block fails before any resumable state was written, the folders this call made
+    are removed again (a settings or data error leaves no empty run)."""
+    run_dir = Path(run_dir)
+    made = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    work = run_dir / WORK
+    fd = _lock(run_dir)
+    try:
+        if restart:
+            shutil.rmtree(work, ignore_errors=True)
+        elif work.exists():
+            _check_resumable(run_dir, work, settings)
+        work.mkdir(exist_ok=True)
+        write_json(work / STATE, settings)
+        yield work
+    except BaseException:
+        if work.is_dir() and [p.name for p in work.iterdir()] == [STATE]:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            (run_dir / LOCK).unlink()
+        os.close(fd)
+        for folder in made:  # innermost first; kept when not empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _read_csv_rows(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def phase_history(work: Path, phase: str) -> list[dict[str, str]]:
+    """The rows a phase's CSVLogger has written so far (``work/history-<phase>.csv``)."""
+    return _read_csv_rows(work / f"history-{phase}.csv")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    out = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            with contextlib.suppress(json.JSONDecodeError):  # a line cut by a kill mid-write
+                if line.strip():
+                    out.append(json.loads(line))
+    return out
+
+
+def _merge_logs(run_dir: Path, work: Path, phases: Sequence[str]) -> list[dict[str, str]]:
+    """Merge each phase's CSV and JSONL logs (deduplicated by epoch, last wins) into the run;
+    returns the history rows by epoch."""
+    rows: dict[int, dict[str, str]] = {}
+    records: dict[int, dict[str, Any]] = {}
+    for phase in phases:
+        for row in phase_history(work, phase):
+            rows[int(row["epoch"])] = {"epoch": row["epoch"], "phase": phase, **{k: v for k, v in row.items() if k != "epoch"}}
+        for rec in _read_jsonl(work / phase / "metrics_log.jsonl"):
+            rec["phase"] = phase
+            records[int(rec["epoch"])] = rec
+    keys: list[str] = []
+    for row in rows.values():
+        keys += [k for k in row if k not in keys]
+    with atomic_open(run_dir / "history.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys, restval="NA")
+        writer.writeheader()
+        for epoch in sorted(rows):
+            writer.writerow(rows[epoch])
+    with atomic_open(run_dir / "metrics_log.jsonl", "w", encoding="utf-8") as handle:
+        for epoch in sorted(records):
+            handle.write(json.dumps(records[epoch], allow_nan=False, default=str) + "\n")
+    return [rows[epoch] for epoch in sorted(rows)]
+
+
+def best_of(rows: Sequence[dict[str, str]], monitor: str) -> tuple[int, float] | None:
+    """``(epoch, value)`` of the first epoch with the best finite ``monitor`` value (the one
+    ModelCheckpoint kept), or ``None`` when it was never finite."""
+    best: tuple[int, float] | None = None
+    sign = -1.0 if monitor_mode(monitor) == "min" else 1.0
+    for row in rows:
+        try:
+            value = float(row.get(monitor, "nan"))
+        except ValueError:
+            continue
+        if np.isfinite(value) and (best is None or sign * value > sign * best[1]):
+            best = (int(row["epoch"]), value)
+    return best
+
+
+def finish(run_dir: Path, work: Path, checkpoint: Path, phases: Sequence[str], config: dict[str, Any],
+           output_names: Sequence[str], skipped: list[dict[str, str]]) -> None:
+    """Write the run's final artefacts from ``work/``: merged logs, ``config.json`` (``config``
+    plus ``best_epoch``/``best_value`` of ``config["monitor"]``), the checkpoint as
+    ``model.keras``; then remove the old model's ``eval/`` and ``report/``, and ``work/``."""
+    rows = _merge_logs(run_dir, work, phases)
+    best = best_of(rows, config["monitor"])
+    write_json(run_dir / "class_names.json", list(output_names))
+    write_json(run_dir / "skipped_images.json", {"count": len(skipped), "files": skipped})
+    write_json(run_dir / CONFIG, {**config, "best_epoch": best[0] if best else None,
+                                  "best_value": best[1] if best else None})
+    shutil.rmtree(run_dir / "eval", ignore_errors=True)
+    shutil.rmtree(report_dir(run_dir), ignore_errors=True)
+    with atomic_path(run_dir / MODEL) as tmp:
+        shutil.copyfile(checkpoint, tmp)
+    shutil.rmtree(work, ignore_errors=True)
