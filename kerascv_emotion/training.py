@@ -208,7 +208,7 @@ def _epoch_logger(phase: str, monitor: str, verbose: int) -> Any:
 
 def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str,
                best_so_far: float | None, verbose: int) -> tuple[list[Any], Any]:
-    """Keras's own callbacks behind PerClassMetrics; returns them and the ModelCheckpoint.
+    """Keras's own callbacks behind PerClassMetrics; returns them and the (atomic) ModelCheckpoint.
 
     PreciseBatchNorm (unless ``precise_bn_images`` is 0) comes first, so validation and the
     checkpoint see inference-mode statistics; PerClassMetrics next, so that every later
@@ -218,10 +218,10 @@ def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str,
     """
     import keras
 
-    from kerascv_emotion.callbacks import PerClassMetrics, PreciseBatchNorm
+    from kerascv_emotion.callbacks import AtomicModelCheckpoint, PerClassMetrics, PreciseBatchNorm
 
     monitor, mode = settings.monitor, monitor_mode(settings.monitor)
-    checkpoint = keras.callbacks.ModelCheckpoint(
+    checkpoint = AtomicModelCheckpoint(
         work / f"best-{phase}.keras", monitor=monitor, mode=mode, save_best_only=True,
         initial_value_threshold=best_so_far,
     )
@@ -265,7 +265,7 @@ def fit_phase(model: Any, settings: TrainSettings, data: TrainData, work: Path, 
     model.fit(data.train.as_tf_dataset(), steps_per_epoch=len(data.train), epochs=initial_epoch + epochs,
               initial_epoch=initial_epoch, callbacks=[data.train.epoch_callback(), *callbacks], verbose=0,
               shuffle=False)
-    path = Path(checkpoint.filepath)
+    path = checkpoint.final_path
     raw = checkpoint.best
     best = float(raw) if raw is not None and np.isfinite(raw) else best_so_far
     result = PhaseResult(path if path.is_file() else None, best)

@@ -474,3 +474,40 @@ def test_dry_run_checks_archs_and_their_options(tmp_path: Path, edit: dict[str, 
     output = result.stdout + result.stderr
     for word in words:
         assert word in output, (word, output[-2000:])
+
+
+def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
+    """Issue 15, case 1: a full disk in the middle of saving the best model left a cut-off
+    ``work/best-*.keras``; the checkpoint is now written aside and renamed into place."""
+    import errno
+    import zipfile
+
+    import keras
+    import numpy as np
+
+    from kerascv_emotion.callbacks import AtomicModelCheckpoint
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    target = tmp_path / "best-train.keras"
+    checkpoint = AtomicModelCheckpoint(target, monitor="loss", mode="min", save_best_only=True)
+    x, y = np.ones((4, 4), dtype="float32"), np.eye(2)[[0, 1, 0, 1]]
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[checkpoint])
+    first = target.read_bytes()
+    assert zipfile.is_zipfile(target)
+
+    real_save = keras.Model.save
+
+    def full_disk(self: keras.Model, filepath: str, *args: object, **kwargs: object) -> None:
+        Path(filepath).write_bytes(b"PK\x03\x04 cut off")
+        raise OSError(errno.ENOSPC, "No space left on device", str(filepath))
+
+    keras.Model.save = full_disk
+    try:
+        checkpoint.best = np.inf  # the next epoch is "better" and is saved
+        with pytest.raises(OSError, match="No space left"):
+            model.fit(x, y, epochs=1, verbose=0, callbacks=[checkpoint])
+    finally:
+        keras.Model.save = real_save
+    assert target.read_bytes() == first  # the earlier checkpoint is intact
