@@ -109,9 +109,9 @@ def arch_options(ds, arch):
 DATA_FLAGS = {"batch_size": "--batch-size", "augment": "--augment", "seed": "--seed",
               "on_bad_image": "--on-bad-image", "precise_bn_images": "--precise-bn-images",
               "deterministic": "--deterministic"}
-TRAIN_FLAGS = {"image_size": "--image-size", "channels": "--channels", "epochs": "--epochs",
+TRAIN_FLAGS = {"image_size": "--image-size", "channels": "--channels",
                "patience": "--patience", "reduce_lr_patience": "--reduce-lr-patience"}
-RECIPE_FLAGS = {"learning_rate": "--lr", "optimizer": "--optimizer", "lr_schedule": "--lr-schedule",
+RECIPE_FLAGS = {"epochs": "--epochs", "learning_rate": "--lr", "optimizer": "--optimizer", "lr_schedule": "--lr-schedule",
                 "warmup_epochs": "--warmup-epochs", "weight_decay": "--weight-decay",
                 "label_smoothing": "--label-smoothing"}
 TUNE_FLAGS = {"head_epochs": "--head-epochs", "finetune_epochs": "--finetune-epochs",
