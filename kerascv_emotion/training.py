@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from kerascv_emotion.batchnorm import DEFAULT_IMAGES as PRECISE_BN_IMAGES
+from kerascv_emotion.devices import device_record
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.io import atomic_open, atomic_path, read_json, write_json
 
@@ -522,7 +523,7 @@ def _finish_run(run_dir: Path, work: Path, checkpoint: Path, phase_names: Sequen
     write_json(run_dir / "config.json", _settings_dict(
         settings, class_names=data.class_names, output_names=data.output_names,
         params=int(model.count_params()), samples=data.counts, phases=phases,
-        versions=library_versions(), **extra,
+        versions=library_versions(), devices=device_record(), **extra,
     ))
     with atomic_path(run_dir / "model.keras") as tmp:
         shutil.copyfile(checkpoint, tmp)
