@@ -37,7 +37,8 @@ def _check_models(datasets):
                 raise ValueError(f"config datasets.{name}.arch_options.{arch}: {exc}") from None
 
 
-_check_models(config["datasets"])
+if workflow.is_main_process:  # a job (e.g. on SLURM) runs what the main process checked
+    _check_models(config["datasets"])
 
 RESULTS = config["results"]
 # the CLI of the interpreter that runs Snakemake (no reliance on PATH)
