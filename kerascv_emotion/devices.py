@@ -9,39 +9,57 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
 _held_lock: IO | None = None  # kept open for the life of the process
+_POLL_S = 1.0  # seconds between looks for a free GPU when all are claimed
 
 
 def claim_gpu(num_gpus: int, lock_dir: str | os.PathLike | None = None) -> int | None:
-    """Claim the first free GPU of ``num_gpus`` with an exclusive file lock and make it the
-    only visible one (``CUDA_VISIBLE_DEVICES``). Must run before TensorFlow is imported.
+    """Claim a free GPU of ``num_gpus`` with an exclusive file lock (``gpuN.lock`` in ``lock_dir``,
+    default ``$KERASCV_EMOTION_GPU_LOCKS`` or ``/tmp/kerascv_emotion_gpus``), held until the process
+    exits, and make it the only visible one (``CUDA_VISIBLE_DEVICES``). The locks are taken in
+    order without blocking, so jobs starting at the same instant get different GPUs; when every
+    GPU is taken the job waits until one is free. Must run before TensorFlow is imported.
 
-    Returns the GPU id, or None when ``num_gpus`` is 0, ``CUDA_VISIBLE_DEVICES`` is already
-    set by the user or scheduler, or every GPU is taken (then the job shares GPU 0's set).
+    Returns the GPU id, or None when ``num_gpus`` is 0 or ``CUDA_VISIBLE_DEVICES`` is already
+    set (by the user, the workflow or a scheduler such as SLURM), which is then kept.
     """
     global _held_lock
     if num_gpus <= 0 or "CUDA_VISIBLE_DEVICES" in os.environ:
         return None
     folder = Path(lock_dir or os.environ.get("KERASCV_EMOTION_GPU_LOCKS", Path(tempfile.gettempdir()) / "kerascv_emotion_gpus"))
     folder.mkdir(parents=True, exist_ok=True)
-    for gpu in range(num_gpus):
-        handle = open(folder / f"gpu{gpu}.lock", "w")  # noqa: SIM115 - held until exit
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        _held_lock = handle
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-        log.info("using GPU %d of %d", gpu, num_gpus)
-        return gpu
-    log.warning("all %d GPUs are claimed by other jobs; sharing them", num_gpus)
-    return None
+    waiting = False
+    while True:
+        for gpu in range(num_gpus):
+            handle = open(folder / f"gpu{gpu}.lock", "w")  # noqa: SIM115 - held until exit
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            _held_lock = handle
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+            log.info("using GPU %d of %d", gpu, num_gpus)
+            return gpu
+        if not waiting:
+            log.warning("all %d GPUs are claimed by other jobs (locks in %s); waiting for one", num_gpus, folder)
+            waiting = True
+        time.sleep(_POLL_S)
+
+
+def device_record() -> dict[str, Any]:
+    """The devices this process computes on, for a run's ``config.json``: ``CUDA_VISIBLE_DEVICES``
+    as claimed or inherited (None: unset) and the GPUs TensorFlow sees."""
+    import tensorflow as tf
+
+    return {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "gpus": [gpu.name for gpu in tf.config.list_physical_devices("GPU")]}
 
 
 def import_tensorflow(verbose: bool = False) -> None:

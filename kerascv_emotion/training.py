@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from kerascv_emotion import runs
+from kerascv_emotion.devices import device_record
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.io import read_json, write_json
 from kerascv_emotion.resume import keras_file_readable, repair_backup, resume_threshold
@@ -282,7 +283,8 @@ def finish_run(run_dir: Path, work: Path, checkpoint: Path | None, phase_names: 
     if data.skipped:
         log.warning("%d image(s) skipped; listed in %s", len(data.skipped), run_dir / "skipped_images.json")
     config = {**dataclasses.asdict(settings), "class_names": data.class_names, "output_names": data.output_names,
-              "params": int(model.count_params()), "samples": data.counts, "versions": library_versions(), **extra}
+              "params": int(model.count_params()), "samples": data.counts, "versions": library_versions(),
+              "devices": device_record(), **extra}
     runs.finish(run_dir, work, checkpoint, phase_names, config, data.output_names, data.skipped)
 
 

@@ -37,12 +37,41 @@ def _check_models(datasets):
                 raise ValueError(f"config datasets.{name}.arch_options.{arch}: {exc}") from None
 
 
-_check_models(config["datasets"])
+if workflow.is_main_process:  # a job (e.g. on SLURM) runs what the main process checked
+    _check_models(config["datasets"])
 
 RESULTS = config["results"]
 # the CLI of the interpreter that runs Snakemake (no reliance on PATH)
 CLI = f"{shlex.quote(sys.executable)} -m kerascv_emotion"
 GPUS = int(config.get("gpus", 0))
+GPU_RULES = ("train", "tune", "tune_valence_arousal")  # take a GPU when `gpus` > 0 unless `gpu: false`
+
+
+def job_settings(rule):
+    """A rule's entry of `resources` over `resources.default` (whose defaults are in the schema)."""
+    return config["resources"]["default"] | config["resources"].get(rule, {})
+
+
+def uses_gpu(rule):
+    return GPUS > 0 and job_settings(rule).get("gpu", rule in GPU_RULES)
+
+
+def job_resources(rule):
+    """`resources:` of a rule: mem_mb, runtime (minutes), gpu=1 when it uses a GPU, and the SLURM
+    partition and account where the config sets them."""
+    job = job_settings(rule)
+    resources = {"mem_mb": job["mem_mb"], "runtime": job["runtime"]}
+    if uses_gpu(rule):
+        resources["gpu"] = 1
+    for key in ("partition", "account"):
+        if key in job:
+            resources[f"slurm_{key}"] = job[key]
+    return resources
+
+
+def hide_gpus(rule):
+    """Shell prefix that hides the GPUs from a job that does not use one (when `gpus` > 0)."""
+    return "CUDA_VISIBLE_DEVICES= " if GPUS and not uses_gpu(rule) else ""
 
 
 wildcard_constraints:

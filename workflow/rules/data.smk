@@ -28,6 +28,8 @@ rule dataset_index:
         meta=f"{RESULTS}/{{dataset}}/data/index.meta.json",
     log:
         f"{RESULTS}/{{dataset}}/logs/index.log",
+    resources:
+        **job_resources("dataset_index"),
     params:
         command=_data_command,
     shell:

@@ -10,12 +10,12 @@ rule evaluate:
         f"{RESULTS}/{{dataset}}/logs/evaluate-{{run}}-{{split}}.log",
     threads: 1
     resources:
-        gpu=1 if GPUS else 0,
+        **job_resources("evaluate"),
     params:
         run_dir=lambda wc, input: Path(input.model).parent,
         tta=lambda wc: dataset(wc).get("tta", "none"),
     shell:
-        "{CLI} evaluate {params.run_dir} --index {input.index} --split {wildcards.split} "
+        hide_gpus("evaluate") + "{CLI} evaluate {params.run_dir} --index {input.index} --split {wildcards.split} "
         "--bootstrap {config[bootstrap]} --tta {params.tta} --threads {threads} --gpus {GPUS} > {log} 2>&1"
 
 
@@ -32,6 +32,8 @@ rule report:
         ),
     log:
         f"{RESULTS}/{{dataset}}/logs/report-{{run}}.log",
+    resources:
+        **job_resources("report"),
     params:
         run_dir=lambda wc: f"{RESULTS}/{wc.dataset}/{wc.run}",
         split=lambda wc: eval_split(wc.dataset),
@@ -55,6 +57,8 @@ rule compare:
         ),
     log:
         f"{RESULTS}/{{dataset}}/logs/compare.log",
+    resources:
+        **job_resources("compare"),
     params:
         runs=lambda wc: " ".join(f"{RESULTS}/{wc.dataset}/{r}" for r in classification_runs(wc.dataset)),
         out_dir=lambda wc, output: Path(output.html).parent,

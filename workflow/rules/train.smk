@@ -10,7 +10,7 @@ rule train:
         f"{RESULTS}/{{dataset}}/logs/train-{{arch}}.log",
     threads: config.get("threads_per_job", 2)
     resources:
-        gpu=1 if GPUS else 0,
+        **job_resources("train"),
     params:
         arch=arch_of,
         run_dir=lambda wc, output: Path(output.model).parent,
@@ -21,7 +21,7 @@ rule train:
             + data_options(dataset(wc))
         ),
     shell:
-        "{CLI} train --index {input.index} --arch {params.arch} --out {params.run_dir} "
+        hide_gpus("train") + "{CLI} train --index {input.index} --arch {params.arch} --out {params.run_dir} "
         "{params.options} --threads {threads} > {log} 2>&1"
 
 
@@ -37,12 +37,12 @@ rule tune:
         f"{RESULTS}/{{dataset}}/logs/tune-{{arch}}.log",
     threads: config.get("threads_per_job", 2)
     resources:
-        gpu=1 if GPUS else 0,
+        **job_resources("tune"),
     params:
         run_dir=lambda wc, output: Path(output.model).parent,
         options=lambda wc: flags(dataset(wc)["tune"], TUNE_FLAGS) + data_options(dataset(wc)),
     shell:
-        "{CLI} tune {input.model} --index {input.index} --out {params.run_dir} "
+        hide_gpus("tune") + "{CLI} tune {input.model} --index {input.index} --out {params.run_dir} "
         "{params.options} --threads {threads} > {log} 2>&1"
 
 
@@ -58,7 +58,7 @@ rule tune_valence_arousal:
         f"{RESULTS}/{{dataset}}/logs/tune-va-{{arch}}.log",
     threads: config.get("threads_per_job", 2)
     resources:
-        gpu=1 if GPUS else 0,
+        **job_resources("tune_valence_arousal"),
     params:
         run_dir=lambda wc, output: Path(output.model).parent,
         options=lambda wc: (
@@ -67,5 +67,5 @@ rule tune_valence_arousal:
             + data_options(dataset(wc))
         ),
     shell:
-        "{CLI} tune {input.model} --index {input.index} --out {params.run_dir} "
+        hide_gpus("tune_valence_arousal") + "{CLI} tune {input.model} --index {input.index} --out {params.run_dir} "
         "{params.options} --threads {threads} > {log} 2>&1"
