@@ -32,7 +32,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from kerascv_emotion.errors import ConfigError
-from kerascv_emotion.tasks import REGRESSION_NAMES
+from kerascv_emotion.tasks import REGRESSION_MEASURES, REGRESSION_NAMES
 
 _SUM_TOLERANCE = 1e-3  # how far a probability row may sum from 1 (float16/float32 softmax)
 _BOOTSTRAP_CELLS = 4_000_000  # resample-by-sample cells processed at once (memory bound)
@@ -350,8 +350,7 @@ def regression_metrics(y_true: Any, y_pred: Any,
             notes.append(f"ccc for '{name}' undefined: targets and predictions are one constant")
         per_dim[name] = {"rmse": float(rmse[d]), "corr": corr,
                          "sagr": sign_agreement(t[:, d], p[:, d]), "ccc": ccc}
-    mean = {key: _nan_average(np.array([per_dim[name][key] for name in names]))
-            for key in ("rmse", "corr", "sagr", "ccc")}
+    mean = {key: _nan_average(np.array([per_dim[name][key] for name in names])) for key in REGRESSION_MEASURES}
     return {"n": int(len(t)), "names": names, "per_dim": per_dim, "mean": mean, "notes": notes}
 
 
@@ -566,45 +565,46 @@ def bootstrap_regression_intervals(y_true: Any, y_pred: Any,
                                    names: Sequence[str] = REGRESSION_NAMES,
                                    n_resamples: int = 1000, seed: int = 0,
                                    confidence: float = 0.95, *, groups: Any = None) -> dict[str, Any]:
-    """Seeded percentile bootstrap intervals for RMSE and CCC per dimension and their means
-    (same inputs as :func:`regression_metrics`; ``groups`` as in :func:`bootstrap_intervals`).
+    """Seeded percentile bootstrap intervals for every measure of :func:`regression_metrics`
+    (RMSE, CORR, SAGR, CCC) per dimension and their means (same inputs; ``groups`` as in
+    :func:`bootstrap_intervals`).
 
-    Returns ``{"rmse_mean": {estimate, low, high, skipped}, "ccc_mean": {...},
-    "rmse": {dim: {...}}, "ccc": {dim: {...}}, "n_resamples", "confidence", "seed", "groups"}``.
+    Returns ``{"rmse": {dim: {estimate, low, high, skipped}}, "corr": {...}, "sagr": {...},
+    "ccc": {...}, "rmse_mean": {estimate, low, high, skipped}, "corr_mean": ..., "sagr_mean": ...,
+    "ccc_mean": ..., "n_resamples", "confidence", "seed", "groups"}``; means skip undefined
+    dimensions as :func:`regression_metrics` does. A correlation is undefined where a resample's
+    targets or predictions have variance below ``1e-12`` (constant).
     """
     _check_bootstrap_settings(n_resamples, confidence)
     names, t, p = _regression_arrays(y_true, y_pred, names)
     n, dims = t.shape
     codes = _group_codes(groups, n)
-    shift = t.mean(axis=0)  # CCC is invariant to a common shift; centring avoids cancellation
+    agree = (np.sign(t) == np.sign(p)).astype(np.float64)
+    shift = t.mean(axis=0)  # the measures are invariant to a common shift; centring avoids cancellation
     t, p = t - shift, p - shift
-    columns = np.concatenate([t, p, t * t, p * p, t * p, (t - p) ** 2], axis=1)  # (N, 6D)
+    columns = np.concatenate([t, p, t * t, p * p, t * p, (t - p) ** 2, agree], axis=1)  # (N, 7D)
 
-    def stats(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """RMSE (R, D) and CCC (R, D) under sample ``counts`` (R, N)."""
-        m = (counts @ columns / counts.sum(axis=1, keepdims=True)).reshape(-1, 6, dims)
-        mt, mp, tt, pp, tp, se = (m[:, j] for j in range(6))
-        den = (tt - mt**2) + (pp - mp**2) + (mt - mp) ** 2
+    def stats(counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Each measure ``(R, D)`` under sample ``counts`` ``(R, N)``."""
+        m = (counts @ columns / counts.sum(axis=1, keepdims=True)).reshape(-1, 7, dims)
+        mt, mp, tt, pp, tp, se, sagr = (m[:, j] for j in range(7))
+        var_t, var_p, cov = tt - mt**2, pp - mp**2, tp - mt * mp
+        den = var_t + var_p + (mt - mp) ** 2
         with np.errstate(invalid="ignore", divide="ignore"):
-            ccc = np.where(den > 0, 2.0 * (tp - mt * mp) / den, np.nan)
-        return np.sqrt(se), ccc
+            ccc = np.where(den > 0, 2.0 * cov / den, np.nan)
+            corr = np.where((var_t > 1e-12) & (var_p > 1e-12), cov / np.sqrt(var_t * var_p), np.nan)
+        return {"rmse": np.sqrt(se), "corr": corr, "sagr": sagr, "ccc": ccc}
 
-    rmse, ccc = stats(np.ones((1, n)))
+    full = stats(np.ones((1, n)))
     rng = np.random.default_rng(seed)
-    rmse_s, ccc_s = [], []
-    for counts in _resample_counts(rng, n, int(n_resamples), codes):
-        r, c = stats(counts)
-        rmse_s.append(r)
-        ccc_s.append(c)
-    rmse_all, ccc_all = np.concatenate(rmse_s), np.concatenate(ccc_s)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows -> NaN mean, counted as skipped
-        ccc_mean_all = np.nanmean(ccc_all, axis=1)
-    return {
-        "rmse_mean": _interval(rmse[0].mean(), rmse_all.mean(axis=1), confidence),
-        "ccc_mean": _interval(_nan_average(ccc[0]), ccc_mean_all, confidence),
-        "rmse": {name: _interval(rmse[0, d], rmse_all[:, d], confidence) for d, name in enumerate(names)},
-        "ccc": {name: _interval(ccc[0, d], ccc_all[:, d], confidence) for d, name in enumerate(names)},
-        "n_resamples": int(n_resamples), "confidence": float(confidence), "seed": int(seed),
-        "groups": None if codes is None else int(codes.max()) + 1,
-    }
+    parts = [stats(counts) for counts in _resample_counts(rng, n, int(n_resamples), codes)]
+    out: dict[str, Any] = {}
+    for key in REGRESSION_MEASURES:
+        samples = np.concatenate([part[key] for part in parts])  # (R, D)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows -> NaN mean, counted as skipped
+            mean_samples = np.nanmean(samples, axis=1)
+        out[key] = {name: _interval(full[key][0, d], samples[:, d], confidence) for d, name in enumerate(names)}
+        out[f"{key}_mean"] = _interval(_nan_average(full[key][0]), mean_samples, confidence)
+    return out | {"n_resamples": int(n_resamples), "confidence": float(confidence), "seed": int(seed),
+                  "groups": None if codes is None else int(codes.max()) + 1}

@@ -294,6 +294,12 @@ def test_bootstrap_regression() -> None:
     ccc = [regression_metrics(t[i], p[i])["mean"]["ccc"] for i in idx]
     assert [b["ccc_mean"]["low"], b["ccc_mean"]["high"]] == pytest.approx(np.percentile(ccc, [2.5, 97.5]))
     assert b == bootstrap_regression_intervals(t, p, n_resamples=40, seed=2)
+    for key in ("rmse", "corr", "sagr", "ccc"):  # every measure of regression_metrics, per dimension and mean
+        assert b[f"{key}_mean"]["estimate"] == pytest.approx(m["mean"][key])
+        for name in ("valence", "arousal"):
+            assert b[key][name]["estimate"] == pytest.approx(m["per_dim"][name][key])
+            samples = [regression_metrics(t[i], p[i])["per_dim"][name][key] for i in idx]
+            assert [b[key][name]["low"], b[key][name]["high"]] == pytest.approx(np.percentile(samples, [2.5, 97.5]))
     with pytest.raises(MetricInputError, match="confidence"):
         bootstrap_regression_intervals(t, p, confidence=95)
 

@@ -28,7 +28,8 @@ from sklearn import metrics as skm
 import kerascv_emotion.reporting
 from kerascv_emotion import runs as run_folders
 from kerascv_emotion.errors import ConfigError, DataError
-from kerascv_emotion.metrics import bootstrap_regression_intervals
+from kerascv_emotion.io import write_json
+from kerascv_emotion.metrics import bootstrap_regression_intervals, regression_metrics
 from kerascv_emotion.reporting import (
     confusion_matrix_figure,
     read_evaluation,
@@ -44,6 +45,8 @@ CLASSES = ["anger", "contempt", "disgust", "fear & <surprise>", "happy", "neutra
            "very long class name"]
 ABSENT = 1  # "contempt" never occurs in y_true: its AUC is undefined (null + note)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# What evaluation.evaluate adds beside the metrics producers' keys (its inference timing needs a model).
+EVALUATE_FIELDS = {"split": "test", "inference": {"ms_per_image": 0.8, "batch_size": 32, "device": "CPU"}}
 
 
 def fmt3(value: float | None) -> str:
@@ -110,20 +113,6 @@ def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray, names: list[s
             "n_resamples": 1000, "confidence": 0.95, "seed": 0,
         }
     return out
-
-
-def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
-    per_dim = {}
-    for d, name in enumerate(("valence", "arousal")):
-        t, p = y_true[:, d], y_pred[:, d]
-        corr = float(np.corrcoef(t, p)[0, 1])
-        ccc = 2 * np.cov(t, p, bias=True)[0, 1] / (t.var() + p.var() + (t.mean() - p.mean()) ** 2)
-        per_dim[name] = {"rmse": float(np.sqrt(np.mean((t - p) ** 2))), "corr": corr,
-                         "sagr": float(np.mean(np.sign(t) == np.sign(p))), "ccc": float(ccc)}
-    mean = {key: float(np.mean([per_dim[n][key] for n in per_dim])) for key in ("rmse", "corr", "sagr", "ccc")}
-    return {"task": "regression", "split": "test", "n": len(y_true), "names": ["valence", "arousal"],
-            "per_dim": per_dim, "mean": mean,
-            "inference": {"ms_per_image": 0.8, "batch_size": 32, "device": "CPU"}}
 
 
 def dump(path: Path, data: Any) -> None:
@@ -214,8 +203,9 @@ def make_regression_run(root: Path, name: str, seed: int = 0, n: int = 150) -> P
     folder.mkdir(parents=True)
     np.savez_compressed(folder / "predictions.npz", y_true=y_true, y_pred=y_pred,
                         paths=np.array([f"img{i}.png" for i in range(n)]), class_names=np.array(CLASSES))
-    dump(folder / "metrics.json", regression_metrics(y_true, y_pred)
-         | {"bootstrap": bootstrap_regression_intervals(y_true, y_pred, n_resamples=100)})
+    metrics = regression_metrics(y_true, y_pred)
+    metrics["bootstrap"] = bootstrap_regression_intervals(y_true, y_pred, n_resamples=100)
+    write_json(folder / "metrics.json", metrics | EVALUATE_FIELDS | {"task": "regression"})
     return run
 
 
@@ -404,12 +394,20 @@ def test_binary_sigmoid_predictions_and_extra_metrics(tmp_path: Path) -> None:
 def test_regression_report(runs: dict[str, Path]) -> None:
     page = write_run_report(runs["va"]).read_text()
     metrics = load_metrics(runs["va"])
-    rows = markdown_rows((runs["va"] / "report" / "regression_report.md").read_text())
+    boot = metrics["bootstrap"]
+    markdown = (runs["va"] / "report" / "regression_report.md").read_text()
+    rows = markdown_rows(markdown)
+    keys = ("rmse", "corr", "sagr", "ccc")
     for name in ("valence", "arousal"):
         stats = metrics["per_dim"][name]
-        assert rows[name] == [fmt3(stats[k]) for k in ("rmse", "corr", "sagr", "ccc")]
+        assert rows[name] == [f"{fmt3(stats[k])} [{fmt3(boot[k][name]['low'])}, {fmt3(boot[k][name]['high'])}]"
+                              for k in keys]
         assert "".join(f"<td>{c}</td>" for c in rows[name]) in page
-    assert rows["mean"] == [fmt3(metrics["mean"][k]) for k in ("rmse", "corr", "sagr", "ccc")]
+    assert rows["mean"] == [f"{fmt3(metrics['mean'][k])} [{fmt3(boot[k + '_mean']['low'])}, "
+                            f"{fmt3(boot[k + '_mean']['high'])}]" for k in keys]
+    assert "".join(f"<td>{c}</td>" for c in rows["mean"]) in page
+    note = "In brackets: bootstrap 0.95 percentile intervals (100 resamples, seed 0)."
+    assert note in markdown and note in page
     images = embedded_images(page)
     assert len(images) == 5  # scatter, circumplex, histograms, curves, per-dim CCC
     for stem in ("va_scatter", "circumplex", "error_histograms", "regression_metrics", "per_dim_ccc"):
