@@ -36,6 +36,7 @@ from kerascv_emotion.tasks import REGRESSION_MEASURES, REGRESSION_NAMES
 
 _SUM_TOLERANCE = 1e-3  # how far a probability row may sum from 1 (float16/float32 softmax)
 _BOOTSTRAP_CELLS = 4_000_000  # resample-by-sample cells processed at once (memory bound)
+_CONSTANT_VARIANCE = 1e-12  # a series with a smaller variance (squared target units) is constant: corr undefined
 
 
 class MetricInputError(ConfigError, ValueError):
@@ -333,14 +334,15 @@ def regression_metrics(y_true: Any, y_pred: Any,
     ``y_true``, ``y_pred``: ``(N, D)`` (or ``(N,)`` for D = 1) in the targets' units
     (valence/arousal in [-1, 1]); ``names``: the D dimension names.
     Returns ``{"per_dim": {name: {rmse, corr, sagr, ccc}}, "mean": {...}, "names", "n", "notes"}``;
-    the means skip undefined (NaN) values.
+    ``corr`` is NaN where targets or predictions are constant (variance under 1e-12, which
+    absorbs the rounding of a constant's mean); the means skip undefined (NaN) values.
     """
     names, t, p = _regression_arrays(y_true, y_pred, names)
     notes: list[str] = []
     rmse = skm.root_mean_squared_error(t, p, multioutput="raw_values")
     per_dim: dict[str, dict[str, float]] = {}
     for d, name in enumerate(names):
-        if np.std(t[:, d]) > 0 and np.std(p[:, d]) > 0:
+        if np.var(t[:, d]) > _CONSTANT_VARIANCE and np.var(p[:, d]) > _CONSTANT_VARIANCE:
             corr = float(np.corrcoef(t[:, d], p[:, d])[0, 1])
         else:
             corr = math.nan
@@ -572,8 +574,7 @@ def bootstrap_regression_intervals(y_true: Any, y_pred: Any,
     Returns ``{"rmse": {dim: {estimate, low, high, skipped}}, "corr": {...}, "sagr": {...},
     "ccc": {...}, "rmse_mean": {estimate, low, high, skipped}, "corr_mean": ..., "sagr_mean": ...,
     "ccc_mean": ..., "n_resamples", "confidence", "seed", "groups"}``; means skip undefined
-    dimensions as :func:`regression_metrics` does. A correlation is undefined where a resample's
-    targets or predictions have variance below ``1e-12`` (constant).
+    dimensions as :func:`regression_metrics` does, and a correlation is undefined where it is there.
     """
     _check_bootstrap_settings(n_resamples, confidence)
     names, t, p = _regression_arrays(y_true, y_pred, names)
@@ -592,7 +593,8 @@ def bootstrap_regression_intervals(y_true: Any, y_pred: Any,
         den = var_t + var_p + (mt - mp) ** 2
         with np.errstate(invalid="ignore", divide="ignore"):
             ccc = np.where(den > 0, 2.0 * cov / den, np.nan)
-            corr = np.where((var_t > 1e-12) & (var_p > 1e-12), cov / np.sqrt(var_t * var_p), np.nan)
+            corr = np.where((var_t > _CONSTANT_VARIANCE) & (var_p > _CONSTANT_VARIANCE),
+                            cov / np.sqrt(var_t * var_p), np.nan)
         return {"rmse": np.sqrt(se), "corr": corr, "sagr": sagr, "ccc": ccc}
 
     full = stats(np.ones((1, n)))

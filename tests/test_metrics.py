@@ -208,6 +208,10 @@ def test_regression_undefined_and_errors() -> None:
     d = m["per_dim"]["valence"]
     assert math.isnan(d["corr"]) and d["ccc"] == pytest.approx(0.0) and d["sagr"] == pytest.approx(0.5)
     assert any("corr for 'valence' undefined" in note for note in m["notes"])
+    # a constant whose mean rounds (0.1 * 150 / 150 != 0.1 in floating point) is constant too
+    t = np.random.default_rng(0).uniform(-1, 1, (150, 2))
+    assert math.isnan(regression_metrics(t, np.full((150, 2), 0.1))["per_dim"]["arousal"]["corr"])
+    assert bootstrap_regression_intervals(t, np.full((150, 2), 0.1), n_resamples=5)["corr"]["arousal"]["skipped"] == 5
     with pytest.raises(MetricInputError, match="NaN"):
         regression_metrics([[0.0, 1.0]], [[np.nan, 1.0]])
     with pytest.raises(MetricInputError, match="same shape"):
