@@ -1,9 +1,8 @@
 """Evaluation metrics: pure functions over NumPy arrays, scikit-learn underneath.
 
 Classification (:func:`classification_metrics`) and valence/arousal regression
-(:func:`regression_metrics`) return the "Metrics JSON" dicts of ``docs/architecture.md``;
-:func:`classification_report_text` and :func:`classification_report_markdown` lay a
-classification dict out as tables; :func:`bootstrap_intervals` and
+(:func:`regression_metrics`) return the "Metrics JSON" dicts of ``docs/architecture.md``
+(``kerascv_emotion.reporting.tables`` lays them out as tables); :func:`bootstrap_intervals` and
 :func:`bootstrap_regression_intervals` give seeded percentile confidence intervals.
 
 Conventions:
@@ -354,86 +353,6 @@ def regression_metrics(y_true: Any, y_pred: Any,
                          "sagr": sign_agreement(t[:, d], p[:, d]), "ccc": ccc}
     mean = {key: _nan_average(np.array([per_dim[name][key] for name in names])) for key in REGRESSION_MEASURES}
     return {"n": int(len(t)), "names": names, "per_dim": per_dim, "mean": mean, "notes": notes}
-
-
-# ----------------------------------------------------------------------------- reports
-
-_REPORT_COLUMNS = (("precision", "precision"), ("recall", "recall"), ("f1-score", "f1"),
-                   ("specificity", "specificity"), ("roc-auc", "roc_auc"),
-                   ("pr-auc", "average_precision"))
-
-
-def _number(value: Any) -> float:
-    """A metrics-dict number as float; ``None`` (JSON null) becomes NaN."""
-    return math.nan if value is None else float(value)
-
-
-def _report_rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    rows = [(name, metrics["per_class"][name]) for name in metrics["class_names"]]
-    rows += [("macro avg", metrics["macro_avg"]), ("weighted avg", metrics["weighted_avg"])]
-    return rows
-
-
-def classification_report_text(metrics: dict[str, Any], digits: int = 3) -> str:
-    """Plain-text table laid out like scikit-learn's ``classification_report``, with
-    specificity, ROC AUC and PR AUC (average precision) columns and the notes below it.
-
-    ``metrics``: a :func:`classification_metrics` dict (or its JSON, nulls allowed).
-    """
-    names = list(metrics["class_names"])
-    width = max(len("weighted avg"), digits, *(len(n) for n in names))
-    headers = [h for h, _ in _REPORT_COLUMNS] + ["support"]
-    head = f"{'':>{width}s} " + "".join(f" {h:>11}" for h in headers)
-    lines = [head, ""]
-
-    def row(label: str, values: dict[str, Any], support: Any) -> str:
-        cells = "".join(f" {_number(values[key]):>11.{digits}f}" for _, key in _REPORT_COLUMNS)
-        return f"{label:>{width}s} {cells} {int(support):>11d}"
-
-    for name, values in _report_rows(metrics)[: len(names)]:
-        lines.append(row(name, values, values["support"]))
-    lines.append("")
-    accuracy = f"{_number(metrics['accuracy']):>11.{digits}f}"
-    lines.append(f"{'accuracy':>{width}s} " + " " * 24 + f" {accuracy}" + " " * 36
-                 + f" {int(metrics['n']):>11d}")
-    for name, values in _report_rows(metrics)[len(names):]:
-        lines.append(row(name, values, metrics["n"]))
-    if metrics.get("binary"):
-        b = metrics["binary"]
-        lines += ["", f"at P({b['positive_class']}) >= {_number(b['threshold']):g}: sensitivity "
-                  f"{_number(b['sensitivity']):.{digits}f}, specificity {_number(b['specificity']):.{digits}f}"]
-    if metrics.get("notes"):
-        lines += [""] + [f"note: {note}" for note in metrics["notes"]]
-    return "\n".join(lines) + "\n"
-
-
-def classification_report_markdown(metrics: dict[str, Any], digits: int = 3) -> str:
-    """The same table as :func:`classification_report_text` as GitHub Markdown; undefined
-    values show as ``n/a`` and notes follow as a bullet list."""
-
-    def cell(value: Any) -> str:
-        number = _number(value)
-        return "n/a" if math.isnan(number) else f"{number:.{digits}f}"
-
-    header = ["class"] + [h for h, _ in _REPORT_COLUMNS] + ["support"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" + "---:|" * (len(header) - 1)]
-    names = list(metrics["class_names"])
-    for i, (label, values) in enumerate(_report_rows(metrics)):
-        support = values["support"] if i < len(names) else metrics["n"]
-        shown = label.replace("|", "\\|")
-        if i >= len(names):
-            shown = f"**{shown}**"
-        lines.append("| " + " | ".join([shown] + [cell(values[key]) for _, key in _REPORT_COLUMNS]
-                                       + [str(int(support))]) + " |")
-    accuracy = ["**accuracy**", "", "", cell(metrics["accuracy"]), "", "", "", str(int(metrics["n"]))]
-    lines.append("| " + " | ".join(accuracy) + " |")
-    if metrics.get("binary"):
-        b = metrics["binary"]
-        lines += ["", f"At P({b['positive_class']}) >= {_number(b['threshold']):g}: sensitivity "
-                  f"{cell(b['sensitivity'])}, specificity {cell(b['specificity'])}."]
-    if metrics.get("notes"):
-        lines += [""] + [f"- {note}" for note in metrics["notes"]]
-    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- bootstrap
