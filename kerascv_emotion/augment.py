@@ -8,8 +8,7 @@ Named pipelines (all work on uint8 ``(H, W, C)`` images and keep their shape, ex
   ``ImageDataGenerator(fill_mode="nearest")``), horizontal flip with p=0.5.
 * ``covid_paper`` -- Reshi et al. (2021): each call returns one of exactly five variants,
   uniformly: the original, its horizontal mirror, or the original rotated by exactly
-  90, 180 or 270 degrees counter-clockwise. The same five variants, deterministically,
-  come from :func:`covid_offline_expansion` (offline expansion of a training split).
+  90, 180 or 270 degrees counter-clockwise.
 * ``light`` -- mirror (p=0.5), small affine (+-10 degrees, +-5% shift, 0.95-1.05 zoom;
   p=0.5) and +-10% brightness/contrast (p=0.5).
 * ``none`` -- no augmentation (``get_augmentation`` returns None).
@@ -26,18 +25,16 @@ from __future__ import annotations
 import copy
 import random
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import albumentations as A
 import cv2
 import numpy as np
 
-from kerascv_emotion.data.cache import CachedSplit
 from kerascv_emotion.errors import ConfigError
 
 AugmentSpec = str | dict[str, Any] | A.Compose | None
-COVID_VARIANTS = ("original", "hflip", "rot90", "rot180", "rot270")
 
 
 def _paper_face() -> A.Compose:
@@ -182,49 +179,3 @@ def get_augmentation(spec: AugmentSpec, seed: int | None = None) -> A.Compose | 
     if aug is not None and seed is not None:
         seed_augmentation(aug, seed)
     return aug
-
-
-def covid_offline_expansion(image: np.ndarray) -> list[np.ndarray]:
-    """The five ``covid_paper`` variants of one ``(H, W, C)`` image, in :data:`COVID_VARIANTS`
-    order: original, horizontal mirror, rotated 90, 180 and 270 degrees counter-clockwise.
-
-    Rotations by 90/270 degrees swap H and W; use square images.
-    """
-    return [
-        image,
-        np.ascontiguousarray(image[:, ::-1]),
-        np.ascontiguousarray(np.rot90(image, 1)),
-        np.ascontiguousarray(np.rot90(image, 2)),
-        np.ascontiguousarray(np.rot90(image, 3)),
-    ]
-
-
-def covid_expand_arrays(images: np.ndarray, *per_image: np.ndarray | Sequence[Any]) -> tuple[np.ndarray, ...]:
-    """Expand ``images`` ``(N, H, W, C)`` (square) to ``(5N, H, W, C)``, image-major: rows
-    ``5i .. 5i+4`` are image ``i``'s variants in :data:`COVID_VARIANTS` order. Each array of
-    ``per_image`` (labels ``(N,)``, valence/arousal ``(N, 2)``, ...) is repeated to match.
-    Returns ``(expanded_images, *expanded_per_image)``; the result is held in memory.
-    """
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[1] != images.shape[2]:
-        raise ConfigError(f"covid expansion needs square images (N, H, H, C); got shape {images.shape}")
-    out = np.empty((5 * images.shape[0], *images.shape[1:]), dtype=images.dtype)
-    for i, image in enumerate(images):
-        out[5 * i:5 * i + 5] = covid_offline_expansion(image)
-    repeated = [np.repeat(np.asarray(a), 5, axis=0) for a in per_image]
-    return (out, *repeated)
-
-
-def covid_expand_split(cached: CachedSplit) -> CachedSplit:
-    """A training split expanded offline by :func:`covid_expand_arrays` (5x, in memory).
-
-    Paths of the added variants get a ``#hflip``/``#rot90``/``#rot180``/``#rot270`` suffix.
-    """
-    arrays = [cached.label_ids] + ([cached.valence_arousal] if cached.valence_arousal is not None else [])
-    images, label_ids, *va = covid_expand_arrays(cached.images, *arrays)
-    paths = [p if v == "original" else f"{p}#{v}" for p in cached.paths for v in COVID_VARIANTS]
-    return CachedSplit(
-        images=images, label_ids=label_ids, valence_arousal=va[0] if va else None, paths=paths,
-        class_names=list(cached.class_names), skipped=list(cached.skipped), split=cached.split,
-        cache_file=None,
-    )

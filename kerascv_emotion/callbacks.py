@@ -49,7 +49,7 @@ from kerascv_emotion.metrics import (
     classification_metrics,
     regression_metrics,
 )
-from kerascv_emotion.tasks import REGRESSION_NAMES, TASKS
+from kerascv_emotion.tasks import REGRESSION_MEASURES, REGRESSION_NAMES, TASKS
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,6 @@ _CLASS_SCALARS = (("val_accuracy", "accuracy"), ("val_balanced_accuracy", "balan
                   ("val_auc_micro", "roc_auc_micro"))
 _PER_CLASS = (("precision", "precision"), ("recall", "recall"), ("f1", "f1"),
               ("specificity", "specificity"), ("auc", "roc_auc"))
-_REGRESSION_KEYS = ("rmse", "corr", "sagr", "ccc")
 
 
 def classification_logs(metrics: dict[str, Any]) -> dict[str, float]:
@@ -75,9 +74,9 @@ def classification_logs(metrics: dict[str, Any]) -> dict[str, float]:
 
 def regression_logs(metrics: dict[str, Any]) -> dict[str, float]:
     """Flat ``val_*`` scalars (module docstring) from a :func:`regression_metrics` dict."""
-    out = {f"val_{key}_mean": float(metrics["mean"][key]) for key in _REGRESSION_KEYS}
+    out = {f"val_{key}_mean": float(metrics["mean"][key]) for key in REGRESSION_MEASURES}
     for name in metrics["names"]:
-        for key in _REGRESSION_KEYS:
+        for key in REGRESSION_MEASURES:
             out[f"val_{key}/{name}"] = float(metrics["per_dim"][name][key])
     return out
 
@@ -90,8 +89,8 @@ def _undefined_logs(task: str, names: Sequence[str]) -> dict[str, float]:
                      "per_class": {n: {source: math.nan for _, source in _PER_CLASS} for n in names}}
         undefined.update({source: math.nan for _, source in _CLASS_SCALARS})
         return classification_logs(undefined)
-    return regression_logs({"names": list(names), "mean": dict.fromkeys(_REGRESSION_KEYS, math.nan),
-                            "per_dim": {n: dict.fromkeys(_REGRESSION_KEYS, math.nan) for n in names}})
+    return regression_logs({"names": list(names), "mean": dict.fromkeys(REGRESSION_MEASURES, math.nan),
+                            "per_dim": {n: dict.fromkeys(REGRESSION_MEASURES, math.nan) for n in names}})
 
 
 def log_names(task: str, names: Sequence[str]) -> list[str]:

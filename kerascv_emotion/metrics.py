@@ -1,9 +1,8 @@
 """Evaluation metrics: pure functions over NumPy arrays, scikit-learn underneath.
 
 Classification (:func:`classification_metrics`) and valence/arousal regression
-(:func:`regression_metrics`) return the "Metrics JSON" dicts of ``docs/architecture.md``;
-:func:`classification_report_text` and :func:`classification_report_markdown` lay a
-classification dict out as tables; :func:`bootstrap_intervals` and
+(:func:`regression_metrics`) return the "Metrics JSON" dicts of ``docs/architecture.md``
+(``kerascv_emotion.reporting.tables`` lays them out as tables); :func:`bootstrap_intervals` and
 :func:`bootstrap_regression_intervals` give seeded percentile confidence intervals.
 
 Conventions:
@@ -32,10 +31,11 @@ import numpy as np
 from sklearn import metrics as skm
 
 from kerascv_emotion.errors import ConfigError
-from kerascv_emotion.tasks import REGRESSION_NAMES
+from kerascv_emotion.tasks import REGRESSION_MEASURES, REGRESSION_NAMES
 
 _SUM_TOLERANCE = 1e-3  # how far a probability row may sum from 1 (float16/float32 softmax)
 _BOOTSTRAP_CELLS = 4_000_000  # resample-by-sample cells processed at once (memory bound)
+_CONSTANT_VARIANCE = 1e-12  # a series with a smaller variance (squared target units) is constant: corr undefined
 
 
 class MetricInputError(ConfigError, ValueError):
@@ -333,14 +333,15 @@ def regression_metrics(y_true: Any, y_pred: Any,
     ``y_true``, ``y_pred``: ``(N, D)`` (or ``(N,)`` for D = 1) in the targets' units
     (valence/arousal in [-1, 1]); ``names``: the D dimension names.
     Returns ``{"per_dim": {name: {rmse, corr, sagr, ccc}}, "mean": {...}, "names", "n", "notes"}``;
-    the means skip undefined (NaN) values.
+    ``corr`` is NaN where targets or predictions are constant (variance under 1e-12, which
+    absorbs the rounding of a constant's mean); the means skip undefined (NaN) values.
     """
     names, t, p = _regression_arrays(y_true, y_pred, names)
     notes: list[str] = []
     rmse = skm.root_mean_squared_error(t, p, multioutput="raw_values")
     per_dim: dict[str, dict[str, float]] = {}
     for d, name in enumerate(names):
-        if np.std(t[:, d]) > 0 and np.std(p[:, d]) > 0:
+        if np.var(t[:, d]) > _CONSTANT_VARIANCE and np.var(p[:, d]) > _CONSTANT_VARIANCE:
             corr = float(np.corrcoef(t[:, d], p[:, d])[0, 1])
         else:
             corr = math.nan
@@ -350,89 +351,8 @@ def regression_metrics(y_true: Any, y_pred: Any,
             notes.append(f"ccc for '{name}' undefined: targets and predictions are one constant")
         per_dim[name] = {"rmse": float(rmse[d]), "corr": corr,
                          "sagr": sign_agreement(t[:, d], p[:, d]), "ccc": ccc}
-    mean = {key: _nan_average(np.array([per_dim[name][key] for name in names]))
-            for key in ("rmse", "corr", "sagr", "ccc")}
+    mean = {key: _nan_average(np.array([per_dim[name][key] for name in names])) for key in REGRESSION_MEASURES}
     return {"n": int(len(t)), "names": names, "per_dim": per_dim, "mean": mean, "notes": notes}
-
-
-# ----------------------------------------------------------------------------- reports
-
-_REPORT_COLUMNS = (("precision", "precision"), ("recall", "recall"), ("f1-score", "f1"),
-                   ("specificity", "specificity"), ("roc-auc", "roc_auc"),
-                   ("pr-auc", "average_precision"))
-
-
-def _number(value: Any) -> float:
-    """A metrics-dict number as float; ``None`` (JSON null) becomes NaN."""
-    return math.nan if value is None else float(value)
-
-
-def _report_rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    rows = [(name, metrics["per_class"][name]) for name in metrics["class_names"]]
-    rows += [("macro avg", metrics["macro_avg"]), ("weighted avg", metrics["weighted_avg"])]
-    return rows
-
-
-def classification_report_text(metrics: dict[str, Any], digits: int = 3) -> str:
-    """Plain-text table laid out like scikit-learn's ``classification_report``, with
-    specificity, ROC AUC and PR AUC (average precision) columns and the notes below it.
-
-    ``metrics``: a :func:`classification_metrics` dict (or its JSON, nulls allowed).
-    """
-    names = list(metrics["class_names"])
-    width = max(len("weighted avg"), digits, *(len(n) for n in names))
-    headers = [h for h, _ in _REPORT_COLUMNS] + ["support"]
-    head = f"{'':>{width}s} " + "".join(f" {h:>11}" for h in headers)
-    lines = [head, ""]
-
-    def row(label: str, values: dict[str, Any], support: Any) -> str:
-        cells = "".join(f" {_number(values[key]):>11.{digits}f}" for _, key in _REPORT_COLUMNS)
-        return f"{label:>{width}s} {cells} {int(support):>11d}"
-
-    for name, values in _report_rows(metrics)[: len(names)]:
-        lines.append(row(name, values, values["support"]))
-    lines.append("")
-    accuracy = f"{_number(metrics['accuracy']):>11.{digits}f}"
-    lines.append(f"{'accuracy':>{width}s} " + " " * 24 + f" {accuracy}" + " " * 36
-                 + f" {int(metrics['n']):>11d}")
-    for name, values in _report_rows(metrics)[len(names):]:
-        lines.append(row(name, values, metrics["n"]))
-    if metrics.get("binary"):
-        b = metrics["binary"]
-        lines += ["", f"at P({b['positive_class']}) >= {_number(b['threshold']):g}: sensitivity "
-                  f"{_number(b['sensitivity']):.{digits}f}, specificity {_number(b['specificity']):.{digits}f}"]
-    if metrics.get("notes"):
-        lines += [""] + [f"note: {note}" for note in metrics["notes"]]
-    return "\n".join(lines) + "\n"
-
-
-def classification_report_markdown(metrics: dict[str, Any], digits: int = 3) -> str:
-    """The same table as :func:`classification_report_text` as GitHub Markdown; undefined
-    values show as ``n/a`` and notes follow as a bullet list."""
-
-    def cell(value: Any) -> str:
-        number = _number(value)
-        return "n/a" if math.isnan(number) else f"{number:.{digits}f}"
-
-    header = ["class"] + [h for h, _ in _REPORT_COLUMNS] + ["support"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" + "---:|" * (len(header) - 1)]
-    names = list(metrics["class_names"])
-    for i, (label, values) in enumerate(_report_rows(metrics)):
-        support = values["support"] if i < len(names) else metrics["n"]
-        shown = label.replace("|", "\\|")
-        if i >= len(names):
-            shown = f"**{shown}**"
-        lines.append("| " + " | ".join([shown] + [cell(values[key]) for _, key in _REPORT_COLUMNS]
-                                       + [str(int(support))]) + " |")
-    accuracy = ["**accuracy**", "", "", cell(metrics["accuracy"]), "", "", "", str(int(metrics["n"]))]
-    lines.append("| " + " | ".join(accuracy) + " |")
-    if metrics.get("binary"):
-        b = metrics["binary"]
-        lines += ["", f"At P({b['positive_class']}) >= {_number(b['threshold']):g}: sensitivity "
-                  f"{cell(b['sensitivity'])}, specificity {cell(b['specificity'])}."]
-    if metrics.get("notes"):
-        lines += [""] + [f"- {note}" for note in metrics["notes"]]
-    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -566,45 +486,46 @@ def bootstrap_regression_intervals(y_true: Any, y_pred: Any,
                                    names: Sequence[str] = REGRESSION_NAMES,
                                    n_resamples: int = 1000, seed: int = 0,
                                    confidence: float = 0.95, *, groups: Any = None) -> dict[str, Any]:
-    """Seeded percentile bootstrap intervals for RMSE and CCC per dimension and their means
-    (same inputs as :func:`regression_metrics`; ``groups`` as in :func:`bootstrap_intervals`).
+    """Seeded percentile bootstrap intervals for every measure of :func:`regression_metrics`
+    (RMSE, CORR, SAGR, CCC) per dimension and their means (same inputs; ``groups`` as in
+    :func:`bootstrap_intervals`).
 
-    Returns ``{"rmse_mean": {estimate, low, high, skipped}, "ccc_mean": {...},
-    "rmse": {dim: {...}}, "ccc": {dim: {...}}, "n_resamples", "confidence", "seed", "groups"}``.
+    Returns ``{"rmse": {dim: {estimate, low, high, skipped}}, "corr": {...}, "sagr": {...},
+    "ccc": {...}, "rmse_mean": {estimate, low, high, skipped}, "corr_mean": ..., "sagr_mean": ...,
+    "ccc_mean": ..., "n_resamples", "confidence", "seed", "groups"}``; means skip undefined
+    dimensions as :func:`regression_metrics` does, and a correlation is undefined where it is there.
     """
     _check_bootstrap_settings(n_resamples, confidence)
     names, t, p = _regression_arrays(y_true, y_pred, names)
     n, dims = t.shape
     codes = _group_codes(groups, n)
-    shift = t.mean(axis=0)  # CCC is invariant to a common shift; centring avoids cancellation
+    agree = (np.sign(t) == np.sign(p)).astype(np.float64)
+    shift = t.mean(axis=0)  # the measures are invariant to a common shift; centring avoids cancellation
     t, p = t - shift, p - shift
-    columns = np.concatenate([t, p, t * t, p * p, t * p, (t - p) ** 2], axis=1)  # (N, 6D)
+    columns = np.concatenate([t, p, t * t, p * p, t * p, (t - p) ** 2, agree], axis=1)  # (N, 7D)
 
-    def stats(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """RMSE (R, D) and CCC (R, D) under sample ``counts`` (R, N)."""
-        m = (counts @ columns / counts.sum(axis=1, keepdims=True)).reshape(-1, 6, dims)
-        mt, mp, tt, pp, tp, se = (m[:, j] for j in range(6))
-        den = (tt - mt**2) + (pp - mp**2) + (mt - mp) ** 2
+    def stats(counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Each measure ``(R, D)`` under sample ``counts`` ``(R, N)``."""
+        m = (counts @ columns / counts.sum(axis=1, keepdims=True)).reshape(-1, 7, dims)
+        mt, mp, tt, pp, tp, se, sagr = (m[:, j] for j in range(7))
+        var_t, var_p, cov = tt - mt**2, pp - mp**2, tp - mt * mp
+        den = var_t + var_p + (mt - mp) ** 2
         with np.errstate(invalid="ignore", divide="ignore"):
-            ccc = np.where(den > 0, 2.0 * (tp - mt * mp) / den, np.nan)
-        return np.sqrt(se), ccc
+            ccc = np.where(den > 0, 2.0 * cov / den, np.nan)
+            corr = np.where((var_t > _CONSTANT_VARIANCE) & (var_p > _CONSTANT_VARIANCE),
+                            cov / np.sqrt(var_t * var_p), np.nan)
+        return {"rmse": np.sqrt(se), "corr": corr, "sagr": sagr, "ccc": ccc}
 
-    rmse, ccc = stats(np.ones((1, n)))
+    full = stats(np.ones((1, n)))
     rng = np.random.default_rng(seed)
-    rmse_s, ccc_s = [], []
-    for counts in _resample_counts(rng, n, int(n_resamples), codes):
-        r, c = stats(counts)
-        rmse_s.append(r)
-        ccc_s.append(c)
-    rmse_all, ccc_all = np.concatenate(rmse_s), np.concatenate(ccc_s)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows -> NaN mean, counted as skipped
-        ccc_mean_all = np.nanmean(ccc_all, axis=1)
-    return {
-        "rmse_mean": _interval(rmse[0].mean(), rmse_all.mean(axis=1), confidence),
-        "ccc_mean": _interval(_nan_average(ccc[0]), ccc_mean_all, confidence),
-        "rmse": {name: _interval(rmse[0, d], rmse_all[:, d], confidence) for d, name in enumerate(names)},
-        "ccc": {name: _interval(ccc[0, d], ccc_all[:, d], confidence) for d, name in enumerate(names)},
-        "n_resamples": int(n_resamples), "confidence": float(confidence), "seed": int(seed),
-        "groups": None if codes is None else int(codes.max()) + 1,
-    }
+    parts = [stats(counts) for counts in _resample_counts(rng, n, int(n_resamples), codes)]
+    out: dict[str, Any] = {}
+    for key in REGRESSION_MEASURES:
+        samples = np.concatenate([part[key] for part in parts])  # (R, D)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows -> NaN mean, counted as skipped
+            mean_samples = np.nanmean(samples, axis=1)
+        out[key] = {name: _interval(full[key][0, d], samples[:, d], confidence) for d, name in enumerate(names)}
+        out[f"{key}_mean"] = _interval(_nan_average(full[key][0]), mean_samples, confidence)
+    return out | {"n_resamples": int(n_resamples), "confidence": float(confidence), "seed": int(seed),
+                  "groups": None if codes is None else int(codes.max()) + 1}

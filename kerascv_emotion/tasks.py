@@ -5,6 +5,7 @@ from __future__ import annotations
 
 TASKS = ("classification", "regression")
 REGRESSION_NAMES = ("valence", "arousal")  # the two outputs of a task="regression" model, in order
+REGRESSION_MEASURES = ("rmse", "corr", "sagr", "ccc")  # per dimension and mean, in the reports' order
 _LOWER_IS_BETTER = ("loss", "rmse", "mae", "error")
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from kerascv_emotion.data.folders import index_from_folders
-from kerascv_emotion.data.index import DatasetIndex, IndexRecord, assign_splits, read_index, relabel
+from kerascv_emotion.data.index import DatasetIndex, IndexRecord, assign_splits, read_index
 from kerascv_emotion.errors import DataError
 
 
@@ -101,16 +100,3 @@ def test_read_index_errors_name_the_file_and_line(tmp_path: Path) -> None:
     csv.write_text("path,split,label\nx.png,holdout,a\n")
     with pytest.raises(DataError, match="line 2"):
         read_index(csv)
-
-
-def test_relabel_maps_and_selects() -> None:
-    index = DatasetIndex(Path("."), ["angry", "happy", "sadness"], [
-        IndexRecord("1.png", "train", "angry"), IndexRecord("2.png", "train", "happy"),
-        IndexRecord("3.png", "val", "sadness"),
-    ])
-    mapped = relabel(index, {"angry": "anger", "sadness": "sad"}, keep=["sad", "anger"])
-    assert mapped.class_names == ["sad", "anger"]
-    assert [r.label for r in mapped.records] == ["anger", "sad"]
-    assert np.array_equal(mapped.label_ids(), [1, 0])
-    with pytest.raises(DataError, match="zebra"):
-        relabel(index, keep=["zebra"])

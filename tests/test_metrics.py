@@ -18,8 +18,6 @@ from kerascv_emotion.metrics import (
     bootstrap_intervals,
     bootstrap_regression_intervals,
     classification_metrics,
-    classification_report_markdown,
-    classification_report_text,
     regression_metrics,
     weighted_roc_auc,
 )
@@ -208,32 +206,14 @@ def test_regression_undefined_and_errors() -> None:
     d = m["per_dim"]["valence"]
     assert math.isnan(d["corr"]) and d["ccc"] == pytest.approx(0.0) and d["sagr"] == pytest.approx(0.5)
     assert any("corr for 'valence' undefined" in note for note in m["notes"])
+    # a constant whose mean rounds (0.1 * 150 / 150 != 0.1 in floating point) is constant too
+    t = np.random.default_rng(0).uniform(-1, 1, (150, 2))
+    assert math.isnan(regression_metrics(t, np.full((150, 2), 0.1))["per_dim"]["arousal"]["corr"])
+    assert bootstrap_regression_intervals(t, np.full((150, 2), 0.1), n_resamples=5)["corr"]["arousal"]["skipped"] == 5
     with pytest.raises(MetricInputError, match="NaN"):
         regression_metrics([[0.0, 1.0]], [[np.nan, 1.0]])
     with pytest.raises(MetricInputError, match="same shape"):
         regression_metrics(np.zeros((3, 2)), np.zeros((3, 1)))
-
-
-def test_reports_text_and_markdown() -> None:
-    y, p = _random_task(3, 50, 5, absent=2)
-    m = classification_metrics(y, p, ["angry", "happy", "Viral Pneumonia"])
-    text = classification_report_text(m, digits=2)
-    head = text.splitlines()[0].split()
-    assert head == ["precision", "recall", "f1-score", "specificity", "roc-auc", "pr-auc", "support"]
-    sk = skm.classification_report(y, p.argmax(1), labels=[0, 1, 2], output_dict=True, zero_division=0)
-    happy = next(line for line in text.splitlines() if line.strip().startswith("happy"))
-    assert happy.split()[1:4] == [f"{sk['1'][k]:.2f}" for k in ("precision", "recall", "f1-score")]
-    assert happy.split()[-1] == str(int(sk["1"]["support"]))
-    accuracy = next(line for line in text.splitlines() if line.strip().startswith("accuracy"))
-    assert accuracy.split() == ["accuracy", f"{sk['accuracy']:.2f}", "50"]
-    assert "note: roc_auc and average_precision for 'Viral Pneumonia' undefined" in text
-    # the same table from JSON (NaN written as null)
-    roundtrip = json.loads(json.dumps(to_jsonable(m)))
-    assert classification_report_text(roundtrip, digits=2) == text
-    md = classification_report_markdown(roundtrip)
-    rows = [line for line in md.splitlines() if line.startswith("|")]
-    assert len(rows) == 2 + 3 + 2 + 1 and all(r.count("|") == 9 for r in rows)
-    assert "| Viral Pneumonia |" in md and "n/a" in md
 
 
 def test_weighted_auc_equals_sklearn_with_sample_weights() -> None:
@@ -294,6 +274,12 @@ def test_bootstrap_regression() -> None:
     ccc = [regression_metrics(t[i], p[i])["mean"]["ccc"] for i in idx]
     assert [b["ccc_mean"]["low"], b["ccc_mean"]["high"]] == pytest.approx(np.percentile(ccc, [2.5, 97.5]))
     assert b == bootstrap_regression_intervals(t, p, n_resamples=40, seed=2)
+    for key in ("rmse", "corr", "sagr", "ccc"):  # every measure of regression_metrics, per dimension and mean
+        assert b[f"{key}_mean"]["estimate"] == pytest.approx(m["mean"][key])
+        for name in ("valence", "arousal"):
+            assert b[key][name]["estimate"] == pytest.approx(m["per_dim"][name][key])
+            samples = [regression_metrics(t[i], p[i])["per_dim"][name][key] for i in idx]
+            assert [b[key][name]["low"], b[key][name]["high"]] == pytest.approx(np.percentile(samples, [2.5, 97.5]))
     with pytest.raises(MetricInputError, match="confidence"):
         bootstrap_regression_intervals(t, p, confidence=95)
 

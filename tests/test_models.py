@@ -17,7 +17,6 @@ from kerascv_emotion.models import (
     available_models,
     backbone_blocks,
     build_model,
-    head_layers,
     head_start_layer,
     replace_predictions,
 )
@@ -251,6 +250,12 @@ def test_efficientnet_file_gets_keras_imagenet_input_correction(tmp_path) -> Non
     np.testing.assert_allclose(np.asarray(normalised(images)), (images - mean) / std, atol=1e-4)
 
 
+def _head(model: keras.Model) -> list[str]:
+    """Names of the head's layers in order: :func:`head_start_layer` and every later layer."""
+    names = [layer.name for layer in model.layers]
+    return names[names.index(head_start_layer(model)):]
+
+
 @pytest.mark.parametrize(
     ("name", "n_blocks", "first"),
     [
@@ -263,7 +268,7 @@ def test_efficientnet_file_gets_keras_imagenet_input_correction(tmp_path) -> Non
 def test_head_and_backbone_helpers(name: str, n_blocks: int, first: str) -> None:
     model = build_model(name, input_shape=(32, 32, 3))
     assert head_start_layer(model) == HEAD_START
-    head = head_layers(model)
+    head = _head(model)
     assert head[0] == HEAD_START and head[-1] == PREDICTIONS
     assert isinstance(
         model.get_layer(HEAD_START),
@@ -289,7 +294,7 @@ def test_keras_application_blocks(mobilenet_v2: keras.Model) -> None:
     assert blocks[0][0] == "Conv1"
     assert blocks[2][0] == "block_1_expand"
     assert "Conv_1" in blocks[-1]
-    assert head_layers(mobilenet_v2) == [HEAD_START, "head_dropout", PREDICTIONS]
+    assert _head(mobilenet_v2) == [HEAD_START, "head_dropout", PREDICTIONS]
 
 
 def test_helpers_refuse_foreign_models() -> None:

@@ -1,7 +1,8 @@
 """Reporting: figures, Markdown, report.html and comparison.html from fake run directories.
 
-The run directories are built here in the formats of docs/architecture.md, with metrics
-computed by scikit-learn from seeded random predictions (no training, no TensorFlow).
+The run directories are built here in the formats of docs/architecture.md; their metrics
+files and logs are written by the package's own producers (kerascv_emotion.metrics,
+kerascv_emotion.runs) from seeded random predictions (no training, no TensorFlow).
 """
 
 from __future__ import annotations
@@ -16,19 +17,23 @@ import re
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
-from sklearn import metrics as skm
 
 import kerascv_emotion.reporting
 from kerascv_emotion import runs as run_folders
 from kerascv_emotion.errors import ConfigError, DataError
-from kerascv_emotion.metrics import bootstrap_regression_intervals
+from kerascv_emotion.io import to_jsonable, write_json
+from kerascv_emotion.metrics import (
+    bootstrap_intervals,
+    bootstrap_regression_intervals,
+    classification_metrics,
+    regression_metrics,
+)
 from kerascv_emotion.reporting import (
     confusion_matrix_figure,
     read_evaluation,
@@ -44,90 +49,18 @@ CLASSES = ["anger", "contempt", "disgust", "fear & <surprise>", "happy", "neutra
            "very long class name"]
 ABSENT = 1  # "contempt" never occurs in y_true: its AUC is undefined (null + note)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# What evaluation.evaluate adds beside the metrics producers' keys (its inference timing needs a model).
+EVALUATE_FIELDS = {"split": "test", "inference": {"ms_per_image": 0.8, "batch_size": 32, "device": "CPU"}}
 
 
 def fmt3(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def nullable(value: float) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray, names: list[str],
-                           bootstrap: bool) -> dict[str, Any]:
-    """The metrics JSON of docs/architecture.md, computed with scikit-learn."""
-    k = len(names)
-    labels = list(range(k))
-    y_pred = y_prob.argmax(axis=1)
-    cm = skm.confusion_matrix(y_true, y_pred, labels=labels)
-    precision, recall, f1, support = skm.precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0)
-    per_class, notes = {}, []
-    for i, name in enumerate(names):
-        positives = y_true == i
-        tn = cm.sum() - cm[i].sum() - cm[:, i].sum() + cm[i, i]
-        specificity = tn / (tn + cm[:, i].sum() - cm[i, i])
-        if positives.any():
-            auc = skm.roc_auc_score(positives, y_prob[:, i])
-            ap = skm.average_precision_score(positives, y_prob[:, i])
-        else:
-            auc = ap = None
-            notes.append(f"roc_auc for '{name}' undefined: class absent from y_true")
-        per_class[name] = {"precision": float(precision[i]), "recall": float(recall[i]) if positives.any() else None,
-                           "f1": float(f1[i]) if positives.any() else None, "specificity": float(specificity),
-                           "support": int(support[i]), "roc_auc": auc, "average_precision": ap}
-
-    def average(key: str, weights: np.ndarray | None) -> float | None:
-        values = np.array([np.nan if per_class[n][key] is None else per_class[n][key] for n in names])
-        ok = np.isfinite(values)
-        return nullable(float(np.average(values[ok], weights=None if weights is None else weights[ok])))
-
-    keys = ("precision", "recall", "f1", "specificity", "roc_auc", "average_precision")
-    onehot = np.eye(k)[y_true]
-    out = {
-        "task": "classification", "split": "test", "n": len(y_true), "class_names": names,
-        "accuracy": skm.accuracy_score(y_true, y_pred),
-        "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
-        "cohen_kappa": skm.cohen_kappa_score(y_true, y_pred),
-        "log_loss": skm.log_loss(y_true, y_prob, labels=labels),
-        "per_class": per_class,
-        "macro_avg": {key: average(key, None) for key in keys},
-        "weighted_avg": {key: average(key, support.astype(float)) for key in keys},
-        "roc_auc_micro": skm.roc_auc_score(onehot.ravel(), y_prob.ravel()),
-        "roc_auc_macro": average("roc_auc", None),
-        "confusion_matrix": cm.tolist(), "notes": notes,
-        "inference": {"ms_per_image": 0.5 + y_prob[0, 0], "batch_size": 32, "device": "CPU"},
-    }
-    if bootstrap:
-        def interval(value: float) -> dict[str, float]:
-            return {"estimate": value, "low": max(0.0, value - 0.05), "high": min(1.0, value + 0.04)}
-
-        out["bootstrap"] = {
-            "accuracy": interval(out["accuracy"]), "macro_f1": interval(out["macro_avg"]["f1"]),
-            "recall": {n: interval(per_class[n]["recall"]) for n in names if per_class[n]["recall"] is not None},
-            "roc_auc": {n: interval(per_class[n]["roc_auc"]) for n in names if per_class[n]["roc_auc"] is not None},
-            "n_resamples": 1000, "confidence": 0.95, "seed": 0,
-        }
-    return out
-
-
-def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
-    per_dim = {}
-    for d, name in enumerate(("valence", "arousal")):
-        t, p = y_true[:, d], y_pred[:, d]
-        corr = float(np.corrcoef(t, p)[0, 1])
-        ccc = 2 * np.cov(t, p, bias=True)[0, 1] / (t.var() + p.var() + (t.mean() - p.mean()) ** 2)
-        per_dim[name] = {"rmse": float(np.sqrt(np.mean((t - p) ** 2))), "corr": corr,
-                         "sagr": float(np.mean(np.sign(t) == np.sign(p))), "ccc": float(ccc)}
-    mean = {key: float(np.mean([per_dim[n][key] for n in per_dim])) for key in ("rmse", "corr", "sagr", "ccc")}
-    return {"task": "regression", "split": "test", "n": len(y_true), "names": ["valence", "arousal"],
-            "per_dim": per_dim, "mean": mean,
-            "inference": {"ms_per_image": 0.8, "batch_size": 32, "device": "CPU"}}
-
-
-def dump(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, allow_nan=False))
+def softmax_predictions(rng: np.random.Generator, y_true: np.ndarray, quality: float) -> np.ndarray:
+    """Class probabilities ``(N, K)`` whose true class gets ``quality`` extra logit."""
+    logits = quality * np.eye(len(CLASSES))[y_true] + rng.normal(0, 1.0, (len(y_true), len(CLASSES)))
+    return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
 
 
 def write_history(work: Path, columns: dict[str, list[float]], phases: list[str]) -> None:
@@ -151,7 +84,7 @@ def finish_run(run: Path, config: dict[str, Any], columns: dict[str, list[float]
         (work / phase).mkdir()
         with open(work / phase / "metrics_log.jsonl", "w") as handle:
             for record in (r for r in records if phases[r["epoch"]] == phase):
-                handle.write(json.dumps(record) + "\n")
+                handle.write(json.dumps(to_jsonable(record), allow_nan=False) + "\n")  # as PerClassMetrics
     checkpoint = work / "best.keras"
     checkpoint.write_bytes(b"k" * model_bytes)
     run_folders.finish(run, work, checkpoint, list(dict.fromkeys(phases)), config, output_names, [])
@@ -171,51 +104,62 @@ def make_run(root: Path, name: str, arch: str = "vgg", quality: float = 2.0, see
         "phases": [{"name": p, "first_epoch": phases.index(p)} for p in dict.fromkeys(phases)],
         "versions": {"keras": "3.15.0", "tensorflow": "2.21.0"}}
     t = np.arange(epochs)
-    macro_f1 = 0.3 + 0.5 * (1 - np.exp(-t / 2)) + rng.normal(0, 0.02, epochs)
+    present = [i for i in range(len(CLASSES)) if i != ABSENT]
+    y_val = rng.choice(present, size=n)
+    records = []  # PerClassMetrics' record per epoch, the model improving over the epochs
+    for epoch in range(epochs):
+        metrics = classification_metrics(y_val, softmax_predictions(rng, y_val, quality * (1 - np.exp(-epoch / 2))),
+                                         CLASSES)
+        records.append({"epoch": epoch, "val_loss": metrics["log_loss"], **metrics})
     columns = {"loss": list(2.0 * np.exp(-t / 3) + 0.2), "accuracy": list(0.3 + 0.1 * t),
-               "val_loss": list(2.1 * np.exp(-t / 4) + 0.3), "val_accuracy": list(0.25 + 0.08 * t),
-               "val_macro_f1": list(macro_f1)}
+               "val_loss": [r["val_loss"] for r in records], "val_accuracy": [r["accuracy"] for r in records],
+               "val_macro_f1": [r["macro_avg"]["f1"] for r in records]}
     columns["val_accuracy"][0] = math.nan  # written as "NA", as Keras's CSVLogger does
-    records = [{"epoch": epoch, "macro_avg": {"f1": float(macro_f1[epoch])},
-                "per_class": {c: {"f1": None if i == ABSENT else float(np.clip(macro_f1[epoch] + 0.05 * (i - 4), 0, 1))}
-                              for i, c in enumerate(CLASSES)}} for epoch in range(epochs)]
     finish_run(run, config, columns, phases, records, CLASSES, 2_000_000 + 1000 * seed)
     if evaluated:
-        present = [i for i in range(len(CLASSES)) if i != ABSENT]
         y_true = rng.choice(present, size=n)
-        logits = quality * np.eye(len(CLASSES))[y_true] + rng.normal(0, 1.0, (n, len(CLASSES)))
-        y_prob = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        y_prob = softmax_predictions(rng, y_true, quality)
         folder = run / "eval" / "test"
         folder.mkdir(parents=True)
         np.savez_compressed(folder / "predictions.npz", y_true=y_true, y_prob=y_prob,
                             paths=np.array([f"img{i}.png" for i in range(n)]), class_names=np.array(CLASSES))
-        with warnings.catch_warnings():  # scikit-learn warns about the absent class, on purpose
-            warnings.simplefilter("ignore", UserWarning)
-            metrics = classification_metrics(y_true, y_prob, CLASSES, bootstrap)
-        dump(folder / "metrics.json", metrics)
+        metrics = classification_metrics(y_true, y_prob, CLASSES)
+        if bootstrap:
+            metrics["bootstrap"] = bootstrap_intervals(y_true, y_prob, CLASSES, n_resamples=200)
+        inference = {"ms_per_image": 0.5 + y_prob[0, 0], "batch_size": 32, "device": "CPU"}
+        write_json(folder / "metrics.json", metrics | EVALUATE_FIELDS | {"task": "classification",
+                                                                         "inference": inference})
     return run
 
 
-def make_regression_run(root: Path, name: str, seed: int = 0, n: int = 150) -> Path:
+def make_regression_run(root: Path, name: str, seed: int = 0, n: int = 150, constant_arousal: bool = False) -> Path:
+    """A finished, evaluated regression run; ``constant_arousal``: the model predicts one
+    arousal value for every test image (its correlation is undefined)."""
     rng = np.random.default_rng(seed)
     run = root / name
     config = {"arch": "mobilenet", "task": "regression", "index": "data/va.csv", "image_size": 32,
               "channels": 3, "epochs": 4, "seed": seed, "params": 98_765, "monitor": "val_ccc_mean",
               "versions": {"keras": "3.15.0"}}
     t = np.arange(4)
-    columns = {"loss": list(0.5 - 0.1 * t), "val_loss": list(0.55 - 0.08 * t),
-               "val_ccc_mean": list(0.2 + 0.1 * t), "val_rmse_mean": list(0.5 - 0.05 * t)}
-    records = [{"epoch": epoch, "per_dim": {"valence": {"ccc": 0.2 + 0.1 * epoch}, "arousal": {"ccc": 0.1 + 0.1 * epoch}},
-                "mean": {"ccc": 0.15 + 0.1 * epoch}} for epoch in range(4)]
+    y_val = rng.uniform(-1, 1, (n, 2))
+    records = []  # PerClassMetrics' record per epoch, the model improving over the epochs
+    for epoch in range(4):
+        metrics = regression_metrics(y_val, np.clip((0.2 + 0.15 * epoch) * y_val + rng.normal(0, 0.25, (n, 2)), -1, 1))
+        records.append({"epoch": epoch, "val_loss": metrics["mean"]["rmse"] ** 2, **metrics})
+    columns = {"loss": list(0.5 - 0.1 * t), "val_loss": [r["val_loss"] for r in records],
+               "val_ccc_mean": [r["mean"]["ccc"] for r in records], "val_rmse_mean": [r["mean"]["rmse"] for r in records]}
     finish_run(run, config, columns, ["train"] * 4, records, ["valence", "arousal"], 500_000)
     y_true = rng.uniform(-1, 1, (n, 2))
     y_pred = np.clip(0.6 * y_true + rng.normal(0, 0.25, (n, 2)), -1, 1)
+    if constant_arousal:
+        y_pred[:, 1] = 0.1
     folder = run / "eval" / "test"
     folder.mkdir(parents=True)
     np.savez_compressed(folder / "predictions.npz", y_true=y_true, y_pred=y_pred,
                         paths=np.array([f"img{i}.png" for i in range(n)]), class_names=np.array(CLASSES))
-    dump(folder / "metrics.json", regression_metrics(y_true, y_pred)
-         | {"bootstrap": bootstrap_regression_intervals(y_true, y_pred, n_resamples=100)})
+    metrics = regression_metrics(y_true, y_pred)
+    metrics["bootstrap"] = bootstrap_regression_intervals(y_true, y_pred, n_resamples=100)
+    write_json(folder / "metrics.json", metrics | EVALUATE_FIELDS | {"task": "regression"})
     return run
 
 
@@ -311,11 +255,12 @@ def test_run_report_tables_hold_the_json_numbers(runs: dict[str, Path], vgg_repo
         assert cells[2] == fmt3(stats["f1"])
         assert cells[3] == fmt3(stats["specificity"])
         assert cells[5] == str(stats["support"])
-        if name in boot["recall"]:
-            low, high = boot["recall"][name]["low"], boot["recall"][name]["high"]
-            assert cells[1] == f"{fmt3(stats['recall'])} [{fmt3(low)}, {fmt3(high)}]"
+        low, high = boot["recall"][name]["low"], boot["recall"][name]["high"]
+        assert cells[1] == f"{fmt3(stats['recall'])} [{fmt3(low)}, {fmt3(high)}]"
+        if stats["roc_auc"] is not None:
             assert cells[4].startswith(fmt3(stats["roc_auc"]) + " [")
-    assert rows["contempt"][4] == "n/a" and rows["contempt"][1] == "n/a"
+    # contempt, absent from y_true: recall 0 by scikit-learn's zero_division, its interval and AUC undefined
+    assert rows["contempt"][4] == "n/a" and rows["contempt"][1] == "0.000 [n/a, n/a]"
     accuracy = boot["accuracy"]
     assert rows["accuracy"][2] == f"{fmt3(metrics['accuracy'])} [{fmt3(accuracy['low'])}, {fmt3(accuracy['high'])}]"
     assert rows["macro avg"][2].startswith(fmt3(metrics["macro_avg"]["f1"]) + " [")
@@ -323,7 +268,7 @@ def test_run_report_tables_hold_the_json_numbers(runs: dict[str, Path], vgg_repo
     page = vgg_report.read_text()
     for cells in rows.values():  # the HTML table shows the same cells
         assert "".join(f"<td>{c}</td>" for c in cells) in page
-    assert "roc_auc for &#x27;contempt&#x27; undefined: class absent from y_true" in page
+    assert "roc_auc and average_precision for &#x27;contempt&#x27; undefined: class absent from y_true" in page
 
 
 def test_run_report_html_is_self_contained_and_complete(runs: dict[str, Path], vgg_report: Path) -> None:
@@ -389,27 +334,38 @@ def test_binary_sigmoid_predictions_and_extra_metrics(tmp_path: Path) -> None:
     y_true = rng.integers(0, 2, 40)
     positive = np.clip(0.3 * y_true + rng.uniform(0, 0.7, 40), 0, 1)
     np.savez(folder / "predictions.npz", y_true=y_true, y_prob=positive[:, None])
-    y_prob = np.stack([1 - positive, positive], axis=1)
-    metrics = classification_metrics(y_true, y_prob, ["Normal", "Covid"], bootstrap=False)
-    metrics["binary"] = {"threshold": 0.5, "positive_class": "Covid", "sensitivity": 0.75}
-    dump(folder / "metrics.json", metrics)
+    write_json(folder / "metrics.json", classification_metrics(y_true, positive[:, None], ["Normal", "Covid"])
+               | EVALUATE_FIELDS | {"task": "classification"})
     evaluation = read_evaluation(tmp_path, "test", "classification", required=True)
+    metrics = evaluation.metrics
+    y_prob = np.stack([1 - positive, positive], axis=1)
     assert evaluation.predictions["y_prob"] == pytest.approx(y_prob)  # (N, 1) sigmoid -> two columns
     legend = [t.get_text() for t in roc_figure(y_true, evaluation.predictions["y_prob"], metrics).legends[0].get_texts()]
     assert f"Covid (AUC {fmt3(metrics['per_class']['Covid']['roc_auc'])})" in legend
+    binary = metrics["binary"]  # the 2-class extras: shown as group.key rows
+    assert binary["positive_class"] == "Covid" and binary["threshold"] == 0.5
     assert ("binary.positive_class", "Covid") in summary_rows(metrics)
-    assert ("binary.sensitivity", "0.750") in summary_rows(metrics)
+    assert ("binary.sensitivity", fmt3(binary["sensitivity"])) in summary_rows(metrics)
+    assert ("binary.tp", str(binary["tp"])) in summary_rows(metrics)
 
 
 def test_regression_report(runs: dict[str, Path]) -> None:
     page = write_run_report(runs["va"]).read_text()
     metrics = load_metrics(runs["va"])
-    rows = markdown_rows((runs["va"] / "report" / "regression_report.md").read_text())
+    boot = metrics["bootstrap"]
+    markdown = (runs["va"] / "report" / "regression_report.md").read_text()
+    rows = markdown_rows(markdown)
+    keys = ("rmse", "corr", "sagr", "ccc")
     for name in ("valence", "arousal"):
         stats = metrics["per_dim"][name]
-        assert rows[name] == [fmt3(stats[k]) for k in ("rmse", "corr", "sagr", "ccc")]
+        assert rows[name] == [f"{fmt3(stats[k])} [{fmt3(boot[k][name]['low'])}, {fmt3(boot[k][name]['high'])}]"
+                              for k in keys]
         assert "".join(f"<td>{c}</td>" for c in rows[name]) in page
-    assert rows["mean"] == [fmt3(metrics["mean"][k]) for k in ("rmse", "corr", "sagr", "ccc")]
+    assert rows["mean"] == [f"{fmt3(metrics['mean'][k])} [{fmt3(boot[k + '_mean']['low'])}, "
+                            f"{fmt3(boot[k + '_mean']['high'])}]" for k in keys]
+    assert "".join(f"<td>{c}</td>" for c in rows["mean"]) in page
+    note = "In brackets: bootstrap 0.95 percentile intervals (100 resamples, seed 0)."
+    assert note in markdown and note in page
     images = embedded_images(page)
     assert len(images) == 5  # scatter, circumplex, histograms, curves, per-dim CCC
     for stem in ("va_scatter", "circumplex", "error_histograms", "regression_metrics", "per_dim_ccc"):
@@ -443,11 +399,8 @@ def test_comparison_tables_winners_and_csv(runs: dict[str, Path], comparison: Pa
     for name in CLASSES:  # the per-class winner line, computed here from the two JSON files
         a, b = vgg["per_class"][name]["f1"], alex["per_class"][name]["f1"]
         escaped = name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        if a is None:
-            assert f"best on {escaped}: n/a" in page
-        else:
-            winner, value = ("VGG", a) if a >= b else ("AlexNet", b)
-            assert f"best on {escaped}: {winner} (F1 {fmt3(value)}" in page
+        winner = "VGG, AlexNet" if a == b else "VGG" if a > b else "AlexNet"
+        assert f"best on {escaped}: {winner} (F1 {fmt3(max(a, b))}" in page
     best_macro = max(vgg["macro_avg"]["f1"], alex["macro_avg"]["f1"])
     assert re.search(rf'<td class="best">{fmt3(best_macro)}( \[[^<]*\])?</td>', page)
     assert '<td class="best">2.00</td>' in page  # the smaller model file (VGG, 2,001,000 bytes)
@@ -457,7 +410,7 @@ def test_comparison_tables_winners_and_csv(runs: dict[str, Path], comparison: Pa
         table = {row["name"]: row for row in csv.DictReader(handle)}
     assert float(table["VGG"]["macro_f1"]) == pytest.approx(vgg["macro_avg"]["f1"])
     assert float(table["AlexNet"][f"f1/{CLASSES[3]}"]) == pytest.approx(alex["per_class"][CLASSES[3]]["f1"])
-    assert table["VGG"]["f1/contempt"] == ""  # undefined -> empty cell
+    assert float(table["VGG"]["f1/contempt"]) == vgg["per_class"]["contempt"]["f1"] == 0.0  # zero_division
     assert int(table["AlexNet"]["model_size_bytes"]) == 2_002_000
     assert float(table["VGG"]["ms_per_image"]) == pytest.approx(vgg["inference"]["ms_per_image"])
     md = (out / "comparison.md").read_text()
@@ -466,7 +419,7 @@ def test_comparison_tables_winners_and_csv(runs: dict[str, Path], comparison: Pa
 
 
 def test_regression_comparison_with_clashing_folder_names(runs: dict[str, Path], tmp_path: Path) -> None:
-    other = make_regression_run(tmp_path / "b", "va", seed=9)  # same folder name as runs["va"]
+    other = make_regression_run(tmp_path / "b", "va", seed=9, constant_arousal=True)  # folder name as runs["va"]
     page = write_comparison([runs["va"], other], tmp_path / "cmp").read_text()
     names = (f"{runs['va'].parent.name}/va", "b/va")  # told apart by their parent folders
     a, b = load_metrics(runs["va"]), load_metrics(other)
@@ -474,6 +427,11 @@ def test_regression_comparison_with_clashing_folder_names(runs: dict[str, Path],
         value, winner = max((a["per_dim"][dim]["ccc"], names[0]), (b["per_dim"][dim]["ccc"], names[1]))
         assert f"best on {dim}: {winner} (CCC {fmt3(value)})" in page
     assert len(embedded_images(page)) == 2
+    assert b["per_dim"]["arousal"]["corr"] is None  # undefined: null in the JSON, an empty cell in the CSV
+    with open(tmp_path / "cmp" / "comparison.csv", newline="") as handle:
+        table = {row["name"]: row for row in csv.DictReader(handle)}
+    assert table["b/va"]["corr/arousal"] == "" and float(table["b/va"]["corr/valence"]) == pytest.approx(
+        b["per_dim"]["valence"]["corr"])
 
 
 def test_reporting_imports_stay_light() -> None:

@@ -22,7 +22,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -332,24 +332,3 @@ def assign_splits(
         for i in members[n_test:n_test + n_val]:
             out[i] = "val"
     return out
-
-
-def relabel(index: DatasetIndex, class_map: dict[str, str] | None = None, keep: Sequence[str] | None = None) -> DatasetIndex:
-    """Map class names (``{"angry": "anger"}``) and keep only the classes in ``keep``.
-
-    The new class order is ``keep`` when given, else the mapped names in their old order.
-    """
-    class_map = class_map or {}
-    mapped = [class_map.get(n, n) for n in index.class_names]
-    names = list(dict.fromkeys(mapped))
-    if keep is not None:
-        unknown = [k for k in keep if k not in names]
-        if unknown:
-            raise DataError(f"classes {unknown} requested, but the data has only {names}")
-        names = list(keep)
-    records = [replace(r, label=class_map.get(r.label, r.label)) for r in index.records]
-    records = [r for r in records if r.label in names]
-    meta = dict(index.meta)
-    if class_map:
-        meta["class_map"] = dict(class_map)
-    return DatasetIndex(index.root, names, records, meta)

@@ -132,11 +132,6 @@ def head_start_layer(model: keras.Model) -> str:
     return HEAD_START
 
 
-def head_layers(model: keras.Model) -> list[str]:
-    """Names of the head's layers in order, from :data:`HEAD_START` to ``"predictions"``."""
-    return [layer.name for layer in model.layers[_layer_index(model, HEAD_START):]]
-
-
 def _block_key(name: str, patterns: Sequence[re.Pattern[str]]) -> str | None:
     for pattern in patterns:
         match = pattern.match(name)

@@ -48,6 +48,7 @@ from kerascv_emotion.reporting.tables import (
     md_escape,
     notes_markdown,
 )
+from kerascv_emotion.tasks import REGRESSION_MEASURES
 
 
 @dataclass
@@ -278,8 +279,8 @@ def _csv_text(entries: Sequence[_Entry], classes: Sequence[str], f1: np.ndarray)
                 ("cohen_kappa", lambda m: m.get("cohen_kappa")), ("log_loss", lambda m: m.get("log_loss"))]
         per_label = [f"f1/{name}" for name in classes]
     else:
-        keys = [(f"mean_{k}", lambda m, k=k: (m.get("mean") or {}).get(k)) for k in ("rmse", "corr", "sagr", "ccc")]
-        per_label = [f"{k}/{name}" for name in classes for k in ("rmse", "corr", "sagr", "ccc")]
+        keys = [(f"mean_{k}", lambda m, k=k: (m.get("mean") or {}).get(k)) for k in REGRESSION_MEASURES]
+        per_label = [f"{k}/{name}" for name in classes for k in REGRESSION_MEASURES]
     writer.writerow(["name", "run_dir", "arch", "task", "split", "n", *[k for k, _ in keys], *per_label,
                      "params", "model_size_bytes", "ms_per_image", "inference_batch_size", "inference_device"])
     for m, entry in enumerate(entries):
@@ -288,7 +289,7 @@ def _csv_text(entries: Sequence[_Entry], classes: Sequence[str], f1: np.ndarray)
             per = [number(v) for v in f1[:, m]]
         else:
             per = [number((metrics["per_dim"].get(name) or {}).get(k)) for name in classes
-                   for k in ("rmse", "corr", "sagr", "ccc")]
+                   for k in REGRESSION_MEASURES]
         writer.writerow([entry.name, str(entry.run.path), entry.run.config.get("arch", ""), entry.run.task,
                          entry.evaluation.split, metrics.get("n", ""), *[number(get(metrics)) for _, get in keys],
                          *per, entry.run.config.get("params", ""), entry.run.model_size,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,7 @@ from kerascv_emotion.reporting.tables import (
     fmt_params,
     fmt_size,
     fmt_speed,
+    interval_note,
     regression_markdown,
     regression_rows,
     summary_rows,
@@ -88,6 +90,12 @@ def _training_section(run: Run, writer: OutputWriter) -> str:
     return f"<h2>Training</h2><p>{html.esc(best_text)}</p>{html.notes(notes)}{html.figures(items)}"
 
 
+def _interval_html(metrics: Mapping[str, Any]) -> str:
+    """:func:`~kerascv_emotion.reporting.tables.interval_note` as a muted paragraph, or nothing."""
+    note = interval_note(metrics)
+    return f"<p class=\"muted\">{html.esc(note)}</p>" if note else ""
+
+
 def _classification_section(run: Run, evaluation: Evaluation, writer: OutputWriter) -> str:
     metrics = evaluation.metrics
     names = class_names_of(metrics)
@@ -108,18 +116,11 @@ def _classification_section(run: Run, evaluation: Evaluation, writer: OutputWrit
                       "One-vs-rest precision-recall curves"),
         writer.figure("per_class_bars", per_class_bars_figure(metrics), "Per-class precision, recall and F1"),
     ]
-    boot = metrics.get("bootstrap") or {}
-    interval_text = (f"<p class=\"muted\">In brackets: bootstrap {html.esc(fmt(boot.get('confidence'), 2))} "
-                     f"percentile intervals ({html.esc(fmt(boot.get('n_resamples')))} resamples, seed "
-                     f"{html.esc(fmt(boot.get('seed')))}"
-                     + (f"; whole groups resampled, {html.esc(fmt(boot['groups']))} of them, e.g. subjects"
-                        if boot.get("groups") else "")
-                     + ").</p>" if boot else "")
     return (f"<h2>Results on {html.esc(split)} ({html.esc(fmt(n))} images)</h2>"
             f"{html.table(['metric', 'value'], [(k, [v]) for k, v in summary_rows(metrics)])}"
             "<h3>Classification report</h3>"
             f"{html.table(['class', *REPORT_HEADERS], classification_report_rows(metrics), average_rows=3)}"
-            f"{interval_text}{html.notes(metrics.get('notes') or [])}{html.figures(items)}")
+            f"{_interval_html(metrics)}{html.notes(metrics.get('notes') or [])}{html.figures(items)}")
 
 
 def _regression_section(run: Run, evaluation: Evaluation, writer: OutputWriter) -> str:
@@ -139,7 +140,7 @@ def _regression_section(run: Run, evaluation: Evaluation, writer: OutputWriter) 
     ]
     return (f"<h2>Results on {html.esc(split)} ({html.esc(fmt(n))} images)</h2>"
             f"{html.table(['dimension', *REGRESSION_HEADERS], regression_rows(metrics), average_rows=1)}"
-            f"{html.notes(metrics.get('notes') or [])}{html.figures(items)}")
+            f"{_interval_html(metrics)}{html.notes(metrics.get('notes') or [])}{html.figures(items)}")
 
 
 def write_run_report(run_dir: str | os.PathLike, split: str = "test", out_dir: str | os.PathLike | None = None,

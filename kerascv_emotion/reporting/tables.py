@@ -12,11 +12,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kerascv_emotion.tasks import REGRESSION_MEASURES
+
 DIGITS = 3
 NA = "n/a"
 REPORT_KEYS = ("precision", "recall", "f1", "specificity", "roc_auc", "support")
 REPORT_HEADERS = ("precision", "recall", "F1", "specificity", "AUC", "support")
-REGRESSION_KEYS = ("rmse", "corr", "sagr", "ccc")
 REGRESSION_HEADERS = ("RMSE", "CORR", "SAGR", "CCC")
 SUMMARY_KEYS = (
     ("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"),
@@ -110,13 +111,26 @@ def summary_rows(metrics: Mapping[str, Any], digits: int = DIGITS) -> list[tuple
 
 
 def regression_rows(metrics: Mapping[str, Any], digits: int = DIGITS) -> list[Row]:
-    """One row per dimension and a ``mean`` row; cells in the order of :data:`REGRESSION_HEADERS`."""
+    """One row per dimension and a ``mean`` row; cells in the order of :data:`REGRESSION_HEADERS`,
+    each with its bootstrap interval where the metrics JSON has one."""
+    boot = metrics.get("bootstrap") or {}
     names = [str(name) for name in metrics.get("names") or list(metrics["per_dim"])]
-    rows: list[Row] = [(name, [fmt(metrics["per_dim"][name].get(key), digits) for key in REGRESSION_KEYS])
-                       for name in names]
+    rows: list[Row] = [(name, [fmt_interval(metrics["per_dim"][name].get(key), (boot.get(key) or {}).get(name), digits)
+                               for key in REGRESSION_MEASURES]) for name in names]
     mean = metrics.get("mean") or {}
-    rows.append(("mean", [fmt(mean.get(key), digits) for key in REGRESSION_KEYS]))
+    rows.append(("mean", [fmt_interval(mean.get(key), boot.get(f"{key}_mean"), digits) for key in REGRESSION_MEASURES]))
     return rows
+
+
+def interval_note(metrics: Mapping[str, Any]) -> str:
+    """The sentence that explains the bracketed intervals (confidence, resamples, seed and
+    groups of ``metrics["bootstrap"]``), or an empty string without bootstrap."""
+    boot = metrics.get("bootstrap") or {}
+    if not boot:
+        return ""
+    groups = f"; whole groups resampled, {fmt(boot['groups'])} of them, e.g. subjects" if boot.get("groups") else ""
+    return (f"In brackets: bootstrap {fmt(boot.get('confidence'), 2)} percentile intervals "
+            f"({fmt(boot.get('n_resamples'))} resamples, seed {fmt(boot.get('seed'))}{groups}).")
 
 
 def md_escape(text: str) -> str:
@@ -143,20 +157,23 @@ def classification_markdown(metrics: Mapping[str, Any], title: str, digits: int 
                            [[name, *cells] for name, cells in classification_report_rows(metrics, digits)])
     summary = markdown_table(["metric", "value"], summary_rows(metrics, digits))
     parts = [f"# {md_escape(title)}\n", table, "## Summary\n", summary]
-    boot = metrics.get("bootstrap") or {}
-    if boot:
-        parts.append(f"Intervals: bootstrap {fmt(boot.get('confidence'), 2)} percentile intervals over "
-                     f"{fmt(boot.get('n_resamples'))} resamples (seed {fmt(boot.get('seed'))}).\n")
-    parts.append(notes_markdown(metrics.get("notes") or []))
+    parts += [_interval_paragraph(metrics), notes_markdown(metrics.get("notes") or [])]
     return "\n".join(part for part in parts if part)
 
 
 def regression_markdown(metrics: Mapping[str, Any], title: str, digits: int = DIGITS) -> str:
-    """``regression_report.md``: RMSE, CORR, SAGR and CCC per dimension and their means."""
+    """``regression_report.md``: RMSE, CORR, SAGR and CCC per dimension and their means, with
+    bootstrap intervals where computed."""
     table = markdown_table(["dimension", *REGRESSION_HEADERS],
                            [[name, *cells] for name, cells in regression_rows(metrics, digits)])
-    return "\n".join(part for part in (f"# {md_escape(title)}\n", table, notes_markdown(metrics.get("notes") or []))
-                     if part)
+    parts = (f"# {md_escape(title)}\n", table, _interval_paragraph(metrics), notes_markdown(metrics.get("notes") or []))
+    return "\n".join(part for part in parts if part)
+
+
+def _interval_paragraph(metrics: Mapping[str, Any]) -> str:
+    """:func:`interval_note` as a Markdown paragraph, or an empty string."""
+    note = interval_note(metrics)
+    return f"{md_escape(note)}\n" if note else ""
 
 
 def notes_markdown(notes: Sequence[str]) -> str:
