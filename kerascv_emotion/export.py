@@ -12,6 +12,11 @@ and activations, calibrated on up to :data:`CALIBRATION_IMAGES` training images 
 own index (inputs and outputs stay float32). Checks: float32 formats agree within
 :data:`FLOAT_TOLERANCE`; quantised ones keep the validation accuracy within
 :data:`ACCURACY_TOLERANCE` (classification runs).
+
+``export.json`` also holds ``latency``: the single-image latency (``(1, H, W, C)``, the first
+validation image) in milliseconds, median over :data:`LATENCY_RUNS` timed runs after
+:data:`LATENCY_WARMUP` warm-up runs, on 1 CPU thread where the runtime sets threads (LiteRT,
+ONNX Runtime; a SavedModel runs with TensorFlow's process setting, ``threads`` records it).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
@@ -39,6 +45,11 @@ ACCURACY_TOLERANCE = 0.01
 """Largest validation accuracy drop (1 point) allowed for a quantised export."""
 CALIBRATION_IMAGES = 200
 BATCH = 64
+LATENCY_RUNS = 50
+LATENCY_WARMUP = 10
+
+Runner = Callable[[np.ndarray], np.ndarray]
+"""Float32 ``(N, H, W, C)`` inputs -> the model's outputs, in the exported file's runtime."""
 
 
 def export_dir(run_dir: str | os.PathLike, fmt: str, quantize: str | None = None) -> Path:
@@ -93,7 +104,7 @@ def _litert_options(quantize: str | None, config: dict[str, Any]) -> tuple[dict[
     return options, len(pick)
 
 
-def _litert_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+def _litert_runner(path: Path, threads: int | None = None) -> tuple[Runner, str]:
     try:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -102,12 +113,15 @@ def _litert_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]
         import tensorflow as tf
 
         Interpreter, runtime = tf.lite.Interpreter, f"tf.lite {tf.__version__}"
-    interpreter = Interpreter(model_path=str(path))
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
     inp, out = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+    shape: list[int] = []
 
     def run(x: np.ndarray) -> np.ndarray:
-        interpreter.resize_tensor_input(inp, list(x.shape))
-        interpreter.allocate_tensors()
+        if list(x.shape) != shape:  # re-allocating on every call would be timed as latency
+            interpreter.resize_tensor_input(inp, list(x.shape))
+            interpreter.allocate_tensors()
+            shape[:] = x.shape
         interpreter.set_tensor(inp, x)
         interpreter.invoke()
         return np.array(interpreter.get_tensor(out))
@@ -115,15 +129,19 @@ def _litert_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]
     return run, runtime
 
 
-def _onnx_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+def _onnx_runner(path: Path, threads: int | None = None) -> tuple[Runner, str]:
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = options.inter_op_num_threads = threads
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return (lambda x: np.asarray(session.run(None, {name: x})[0])), f"onnxruntime {onnxruntime.__version__}"
 
 
-def _saved_model_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+def _saved_model_runner(path: Path, threads: int | None = None) -> tuple[Runner, str]:
+    """``threads`` is ignored: TensorFlow's thread pools are set once per process."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(path))
@@ -131,6 +149,41 @@ def _saved_model_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray],
 
 
 _RUNNERS = {"litert": _litert_runner, "onnx": _onnx_runner, "saved_model": _saved_model_runner}
+
+
+def file_runner(path: str | os.PathLike, fmt: str, threads: int | None = None) -> tuple[Runner, str]:
+    """Load an exported file (``fmt``: a key of :data:`FORMATS`) in its runtime with ``threads``
+    CPU threads (``None``: the runtime's default); returns the runner and the runtime's name."""
+    _check(fmt, None)
+    return _RUNNERS[fmt](Path(path), threads)
+
+
+def single_image_latency(run: Runner, image: np.ndarray, runs: int = LATENCY_RUNS,
+                         warmup: int = LATENCY_WARMUP) -> dict[str, Any]:
+    """Wall time of ``run`` on one image (``(H, W, C)``, in the runner's input dtype) in
+    milliseconds: median and 90th percentile over ``runs`` timed calls after ``warmup`` calls."""
+    x = np.ascontiguousarray(image[None])
+    for _ in range(warmup):
+        run(x)
+    times = np.empty(runs)
+    for i in range(runs):
+        start = time.perf_counter()
+        run(x)
+        times[i] = time.perf_counter() - start
+    return {"ms_median": 1e3 * float(np.median(times)), "ms_p90": 1e3 * float(np.percentile(times, 90)),
+            "runs": runs, "warmup": warmup}
+
+
+def _latency(target: Path, fmt: str, image: np.ndarray) -> dict[str, Any]:
+    """:func:`single_image_latency` of the written file on 1 CPU thread (see the module docstring)."""
+    run, _ = file_runner(target, fmt, threads=1)
+    if fmt == "saved_model":
+        import tensorflow as tf
+
+        threads: int | str = tf.config.threading.get_intra_op_parallelism_threads() or "tensorflow default"
+    else:
+        threads = 1
+    return single_image_latency(run, image) | {"threads": threads}
 
 
 def _write(model: Any, target: Path, fmt: str, options: dict[str, Any]) -> None:
@@ -192,5 +245,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, quantize: str | None = None
         report.update(criterion="none for a quantised regression model", passed=None)
     if n_calibration:
         report["calibration"] = {"split": "train", "images": n_calibration}
+    if len(images):
+        report["latency"] = _latency(target, fmt, np.asarray(images[0], dtype=np.float32) / np.float32(255.0))
     write_json(out_dir / "export.json", report)
     return report

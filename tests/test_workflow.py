@@ -49,9 +49,35 @@ def test_default_dry_run_lists_one_train_job_per_dataset_and_arch(tmp_path: Path
     assert counts["tune_valence_arousal"] == 1
     faces = config["datasets"]["faces"]
     assert counts["tune"] == len(faces["tune"].get("archs", faces["archs"]))
+    assert "export" not in counts and " export " not in result.stdout  # no `export` list: nothing exported
     for ds in config["datasets"]:
         for arch in config["datasets"][ds]["archs"]:
             assert f"{ds}/{arch}/model.keras" in result.stdout
+
+
+def test_export_list_plans_one_export_per_run_and_format(tmp_path: Path) -> None:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["datasets"]["faces"]["export"] = ["litert", "litert-int8"]
+    with_export = tmp_path / "export.yaml"
+    with_export.write_text(yaml.safe_dump(config))
+    result = _snakemake("-n", "-p", "--cores", "4", "--configfile", str(with_export), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = ["alexnet", "vgg", "mobilenet", "vgg-tuned", "vgg-va"]
+    assert _job_counts(result.stdout)["export"] == 2 * len(runs)
+    commands = re.findall(r"-m kerascv_emotion export (\S+) (.*?) --out (\S+) --threads 1 --gpus 0", result.stdout)
+    assert sorted(commands) == sorted(
+        (f"results/faces/{run}", options, f"results/faces/{run}/export/{variant}")
+        for run in runs for variant, options in (("litert", "--format litert"),
+                                                 ("litert-int8", "--format litert --quantize int8")))
+    assert "results/xrays" not in "".join(c[0] for c in commands)  # a dataset without `export`
+
+
+def test_schema_export_entries_are_the_cli_formats() -> None:
+    from kerascv_emotion.export import FORMATS, QUANTIZE
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    entries = schema["properties"]["datasets"]["additionalProperties"]["properties"]["export"]["items"]["enum"]
+    assert set(entries) == set(FORMATS) | {f"litert-{quantize}" for quantize in QUANTIZE}
 
 
 def _planned_datasets(output: str) -> set[str]:

@@ -149,7 +149,8 @@ def read_evaluation(run_dir: Path, split: str, task: str, required: bool) -> Eva
 @dataclass
 class Run:
     """A run directory's training artefacts. ``records`` is ``None`` without a
-    ``metrics_log.jsonl``; ``model_size`` is ``model.keras``'s size in bytes or ``None``."""
+    ``metrics_log.jsonl``; ``model_size`` is ``model.keras``'s size in bytes or ``None``;
+    ``exports``: ``export/<variant>/export.json`` by variant (e.g. ``litert-int8``), sorted."""
 
     path: Path
     config: dict[str, Any]
@@ -158,6 +159,7 @@ class Run:
     history: History
     records: list[dict[str, Any]] | None
     model_size: int | None
+    exports: dict[str, dict[str, Any]]
 
     @property
     def name(self) -> str:
@@ -177,7 +179,8 @@ class Run:
 
 def read_run(run_dir: str | os.PathLike) -> Run:
     """Load ``config.json``, ``class_names.json``, ``history.csv`` and (if present)
-    ``metrics_log.jsonl`` and the size of ``model.keras``; a missing required file
+    ``metrics_log.jsonl``, the size of ``model.keras`` and the ``export.json`` files of
+    ``kerascv-emotion export``; a missing required file
     raises :class:`DataError` naming it and the command that makes it."""
     path = Path(run_dir)
     if not path.is_dir():
@@ -190,5 +193,7 @@ def read_run(run_dir: str | os.PathLike) -> Run:
     records = read_metrics_log(log_path) if log_path.is_file() else None
     model_path = path / "model.keras"
     model_size = model_path.stat().st_size if model_path.is_file() else None
+    exports = {report.parent.name: _read_json(report, "run `kerascv-emotion export` again")
+               for report in sorted(path.glob("export/*/export.json"))}
     return Run(path=path, config=config, class_names=class_names, task=task, history=history,
-               records=records, model_size=model_size)
+               records=records, model_size=model_size, exports=exports)

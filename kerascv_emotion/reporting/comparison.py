@@ -1,6 +1,7 @@
 """``comparison.html`` across runs of one dataset (e.g. VGG vs AlexNet): headline metrics
 with the best marked, which model wins on which class, overlaid macro ROC curves, and
-parameters, model size on disk and inference speed."""
+parameters, model size on disk and inference speed (and, for runs exported with
+``kerascv-emotion export``, each exported file's size and single-image latency)."""
 
 from __future__ import annotations
 
@@ -108,6 +109,26 @@ CLASSIFICATION_COLUMNS = (
     _Column("Cohen's kappa", lambda e: e.metrics.get("cohen_kappa"), "max"),
     *_COST_COLUMNS,
 )
+
+
+def _export_variants(entries: Sequence[_Entry]) -> list[str]:
+    """Exported variants (``RUN/export/<variant>/``, e.g. ``litert-int8``) of any run, sorted."""
+    return sorted({variant for entry in entries for variant in entry.run.exports})
+
+
+def _export_size(variant: str) -> Callable[[_Entry], Any]:
+    return lambda entry: (entry.run.exports.get(variant) or {}).get("size_bytes")
+
+
+def _export_latency(variant: str) -> Callable[[_Entry], Any]:
+    return lambda entry: ((entry.run.exports.get(variant) or {}).get("latency") or {}).get("ms_median")
+
+
+def _export_columns(entries: Sequence[_Entry]) -> tuple[_Column, ...]:
+    """File size and single-image latency (1 CPU thread) of every exported variant."""
+    return tuple(column for variant in _export_variants(entries) for column in (
+        _Column(f"{variant} size (MB)", _export_size(variant), "min", text=_mb),
+        _Column(f"{variant} latency (ms/image, 1 thread)", _export_latency(variant), "min", text=_ms)))
 
 
 def _regression_columns(names: Sequence[str]) -> tuple[_Column, ...]:
@@ -281,8 +302,10 @@ def _csv_text(entries: Sequence[_Entry], classes: Sequence[str], f1: np.ndarray)
     else:
         keys = [(f"mean_{k}", lambda m, k=k: (m.get("mean") or {}).get(k)) for k in REGRESSION_MEASURES]
         per_label = [f"{k}/{name}" for name in classes for k in REGRESSION_MEASURES]
+    variants = _export_variants(entries)
     writer.writerow(["name", "run_dir", "arch", "task", "split", "n", *[k for k, _ in keys], *per_label,
-                     "params", "model_size_bytes", "ms_per_image", "inference_batch_size", "inference_device"])
+                     "params", "model_size_bytes", "ms_per_image", "inference_batch_size", "inference_device",
+                     *[f"{variant}/{key}" for variant in variants for key in ("size_bytes", "latency_ms")]])
     for m, entry in enumerate(entries):
         metrics = entry.metrics
         if classification:
@@ -294,7 +317,9 @@ def _csv_text(entries: Sequence[_Entry], classes: Sequence[str], f1: np.ndarray)
                          entry.evaluation.split, metrics.get("n", ""), *[number(get(metrics)) for _, get in keys],
                          *per, entry.run.config.get("params", ""), entry.run.model_size,
                          number(entry.inference.get("ms_per_image")), entry.inference.get("batch_size", ""),
-                         entry.inference.get("device", "")])
+                         entry.inference.get("device", ""),
+                         *[cell for variant in variants for cell in (_export_size(variant)(entry) or "",
+                                                                     number(_export_latency(variant)(entry)))]])
     return buffer.getvalue()
 
 
@@ -349,6 +374,10 @@ def _notes(entries: Sequence[_Entry]) -> list[str]:
     if missing:
         notes.append(f"No inference timing in metrics.json for {', '.join(missing)}: re-run "
                      "`kerascv-emotion evaluate` to measure it.")
+    if _export_variants(entries):
+        notes.append("Exported files (`kerascv-emotion export`): size on disk and single-image latency on 1 CPU "
+                     "thread (median after warm-up), measured on the machine that exported them; n/a: not exported "
+                     "or exported before latency was measured.")
     for entry in entries:
         notes += [f"{entry.name}: {note}" for note in entry.metrics.get("notes") or []]
     return notes
@@ -432,9 +461,10 @@ def write_comparison(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.Pa
     build = _classification_parts if entries[0].run.task == "classification" else _regression_parts
     parts = build(entries, models, writer)
     lines = winners(parts.labels, models, parts.values, parts.metric)
-    headline = _headline(entries, parts.columns)
-    best = _best_cells(entries, parts.columns)
-    headers = ["model", *(column.header for column in parts.columns)]
+    columns = (*parts.columns, *_export_columns(entries))
+    headline = _headline(entries, columns)
+    best = _best_cells(entries, columns)
+    headers = ["model", *(column.header for column in columns)]
     per_headers, per_title = [parts.unit, *models], f"{parts.metric} per {parts.unit}"
     per_rows = [(label, [fmt(v) for v in row]) for label, row in zip(parts.labels, parts.values, strict=True)]
     per_best = {(r, c) for r, columns in enumerate(row_best(parts.values)) for c in columns}

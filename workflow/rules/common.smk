@@ -79,6 +79,7 @@ wildcard_constraints:
     arch=r"[A-Za-z0-9_]+",
     run=r"[A-Za-z0-9_]+(-tuned|-va)?",
     split=r"train|val|test",
+    variant=r"[a-z_]+(-[a-z0-9]+)?",
 
 
 def run_name(arch):
@@ -115,12 +116,25 @@ def eval_split(name):
     return config["datasets"][name].get("eval_split", "test")
 
 
+def exports(name, runs):
+    """`export.json` of every run in `runs` and entry of the dataset's `export` list."""
+    variants = config["datasets"][name].get("export", [])
+    return [f"{RESULTS}/{name}/{run}/export/{variant}/export.json" for run in runs for variant in variants]
+
+
+def export_options(wildcards):
+    """`--format FORMAT [--quantize QUANTIZE]` of an `export` entry `FORMAT[-QUANTIZE]`."""
+    fmt, _, quantize = wildcards.variant.partition("-")
+    return f"--format {fmt}" + (f" --quantize {quantize}" if quantize else "")
+
+
 def all_targets():
     targets = []
     for name in config["datasets"]:
         targets.append(f"{RESULTS}/{name}/comparison/comparison.html")
         for run in classification_runs(name) + regression_runs(name):
             targets.append(f"{RESULTS}/{name}/{run}/report/report.html")
+        targets += exports(name, regression_runs(name))  # the comparison asks for the classifiers'
     return targets
 
 

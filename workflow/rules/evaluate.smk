@@ -41,13 +41,36 @@ rule report:
         "{CLI} report {params.run_dir} --split {params.split} > {log} 2>&1"
 
 
+rule export:
+    """Export one run as `<format>[-<quantize>]` (an entry of the dataset's `export` list), checked
+    in its runtime, with its size and single-image latency in export.json."""
+    input:
+        model=f"{RESULTS}/{{dataset}}/{{run}}/model.keras",
+    output:
+        report=f"{RESULTS}/{{dataset}}/{{run}}/export/{{variant}}/export.json",
+    log:
+        f"{RESULTS}/{{dataset}}/logs/export-{{run}}-{{variant}}.log",
+    threads: 1
+    resources:
+        **job_resources("export"),
+    params:
+        run_dir=lambda wc, input: Path(input.model).parent,
+        out_dir=lambda wc, output: Path(output.report).parent,
+        options=export_options,
+    shell:
+        hide_gpus("export") + "{CLI} export {params.run_dir} {params.options} --out {params.out_dir} "
+        "--threads {threads} --gpus {GPUS} > {log} 2>&1"
+
+
 rule compare:
-    """Side-by-side comparison of a dataset's classification runs."""
+    """Side-by-side comparison of a dataset's classification runs (with their exports' size and
+    latency when the dataset has an `export` list)."""
     input:
         metrics=lambda wc: expand(
             f"{RESULTS}/{wc.dataset}/{{run}}/eval/{eval_split(wc.dataset)}/metrics.json",
             run=classification_runs(wc.dataset),
         ),
+        exports=lambda wc: exports(wc.dataset, classification_runs(wc.dataset)),
     output:
         html=report(
             f"{RESULTS}/{{dataset}}/comparison/comparison.html",
