@@ -42,3 +42,21 @@ def tiny_run(tiny_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     settings = TrainSettings(arch="mobilenet", index=str(tiny_faces), image_size=32, epochs=3, batch_size=8,
                              augment=None, precise_bn_images=0, arch_kwargs={"alpha": 0.25})
     return train(settings, tmp_path_factory.mktemp("runs") / "mobilenet", verbose=0)
+
+
+def tiny_default_config(**top: object) -> dict:
+    """``config.yaml`` shrunk for a real workflow run in a test: 5 images per class at 32 px,
+    one epoch, the first architecture of each dataset, one epoch per tuning phase; ``top``
+    updates the top-level keys (e.g. ``bootstrap``, ``gpus``)."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config.update(top)
+    for ds in config["datasets"].values():
+        ds["synthetic"].update(per_class=5, size=32)
+        ds.update(image_size=32, epochs=1, batch_size=8, archs=ds["archs"][:1])
+        if "tune" in ds:
+            ds["tune"].update(archs=ds["archs"], head_epochs=1, finetune_epochs=1)
+        if "regression" in ds:
+            ds["regression"].update(from_arch=ds["archs"][0], head_epochs=1, finetune_epochs=1)
+    return config

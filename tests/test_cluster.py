@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import tiny_default_config
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
@@ -92,17 +93,10 @@ def _slurm_jobs(job_ids: list[str]) -> dict[str, dict[str, str]]:
 @pytest.mark.slurm
 @pytest.mark.skipif(not _slurm_is_up(), reason="no SLURM cluster is up here; `.ci/slurm up` (root) starts one, as CI does")
 def test_default_workflow_runs_as_slurm_jobs_with_one_gpu_each(tmp_path: Path) -> None:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
     # two fake GPUs (TensorFlow finds none and runs on the CPU); one thread a job so that two
     # jobs fit on a 2-CPU node at once
-    config.update(bootstrap=50, gpus=2, threads_per_job=1, resources={"default": {"mem_mb": 1000, "runtime": 20}})
-    for ds in config["datasets"].values():
-        ds["synthetic"].update(per_class=5, size=32)
-        ds.update(image_size=32, epochs=1, batch_size=8, archs=ds["archs"][:1])
-        if "tune" in ds:
-            ds["tune"].update(archs=ds["archs"], head_epochs=1, finetune_epochs=1)
-        if "regression" in ds:
-            ds["regression"].update(from_arch=ds["archs"][0], head_epochs=1, finetune_epochs=1)
+    config = tiny_default_config(bootstrap=50, gpus=2, threads_per_job=1,
+                                 resources={"default": {"mem_mb": 1000, "runtime": 20}})
     small = tmp_path / "small.yaml"
     small.write_text(yaml.safe_dump(config))
     result = _snakemake("--workflow-profile", str(PROFILE), "--configfile", str(small), "--slurm-keep-successful-logs",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import tiny_default_config
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -129,16 +130,7 @@ def test_bad_config_is_rejected_by_the_schema(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_default_workflow_runs_to_reports_with_tiny_settings(tmp_path: Path) -> None:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["bootstrap"] = 50
-    for ds in config["datasets"].values():
-        ds["synthetic"].update(per_class=5, size=32)
-        ds.update(image_size=32, epochs=1, batch_size=8)
-        ds["archs"] = ds["archs"][:1]  # one per dataset keeps the test short; dry runs cover the rest
-        if "tune" in ds:
-            ds["tune"].update(archs=ds["archs"], head_epochs=1, finetune_epochs=1)
-        if "regression" in ds:
-            ds["regression"].update(from_arch=ds["archs"][0], head_epochs=1, finetune_epochs=1)
+    config = tiny_default_config(bootstrap=50)  # one arch per dataset; dry runs cover the rest
     small = tmp_path / "small.yaml"
     small.write_text(yaml.safe_dump(config))
     result = _snakemake("--cores", "2", "--configfile", str(small), cwd=tmp_path, timeout=1200)
