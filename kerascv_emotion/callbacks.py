@@ -428,3 +428,32 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         super().on_epoch_end(epoch, logs)
         if self.temporary_path.is_file():
             self.temporary_path.replace(self.final_path)
+
+
+class EpochSeededNoise(keras.callbacks.Callback):
+    """At each epoch's start, set the state of every ``keras.random.SeedGenerator`` held by the
+    model's layers (Dropout, GaussianDropout, ...) from ``(seed, epoch, layer order)``, so an
+    epoch's dropout noise depends on nothing else: a run resumed from a backup (which restores
+    weights and optimizer, not random state) draws what an uninterrupted run draws."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.seed = int(seed)
+
+    def _generators(self) -> list[keras.random.SeedGenerator]:
+        found: list[keras.random.SeedGenerator] = []
+
+        def visit(layer: Any) -> None:
+            found.extend(v for v in vars(layer).values() if isinstance(v, keras.random.SeedGenerator))
+            for child in getattr(layer, "layers", []):
+                visit(child)
+
+        for layer in self.model.layers:
+            visit(layer)
+        return found
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        for index, generator in enumerate(self._generators()):
+            drawn = np.random.SeedSequence([self.seed, int(epoch), index]).generate_state(1)[0]
+            state = np.array([drawn, 0], dtype=keras.backend.standardize_dtype(generator.state.dtype))
+            generator.state.assign(state)

@@ -211,22 +211,30 @@ def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str,
                best_so_far: float | None, verbose: int) -> tuple[list[Any], Any]:
     """Keras's own callbacks behind PerClassMetrics; returns them and the (atomic) ModelCheckpoint.
 
-    PreciseBatchNorm (unless ``precise_bn_images`` is 0) comes first, so validation and the
-    checkpoint see inference-mode statistics; PerClassMetrics next, so that every later
-    callback sees its ``val_*`` values.
+    EpochSeededNoise reseeds the dropout layers per epoch (a resumed run draws the noise an
+    uninterrupted one draws); PreciseBatchNorm (unless ``precise_bn_images`` is 0) comes before
+    validation, so validation and the checkpoint see inference-mode statistics; PerClassMetrics
+    next, so that every later callback sees its ``val_*`` values.
     ``best_so_far`` (the previous phase's best) is the checkpoint's starting threshold, so
     a later phase only replaces the model when it beats every earlier epoch.
     """
     import keras
 
-    from kerascv_emotion.callbacks import AtomicModelCheckpoint, PerClassMetrics, PreciseBatchNorm
+    from kerascv_emotion.callbacks import (
+        AtomicModelCheckpoint,
+        EpochSeededNoise,
+        PerClassMetrics,
+        PreciseBatchNorm,
+    )
 
     monitor, mode = settings.monitor, monitor_mode(settings.monitor)
     checkpoint = AtomicModelCheckpoint(
         work / f"best-{phase}.keras", monitor=monitor, mode=mode, save_best_only=True,
         initial_value_threshold=best_so_far,
     )
-    callbacks: list[Any] = [PreciseBatchNorm(data.train, settings.precise_bn_images)] if settings.precise_bn_images else []
+    callbacks: list[Any] = [EpochSeededNoise(settings.seed)]
+    if settings.precise_bn_images:
+        callbacks.append(PreciseBatchNorm(data.train, settings.precise_bn_images))
     callbacks += [
         PerClassMetrics(data.val, class_names=data.output_names, task=settings.task, log_dir=work / phase),
         keras.callbacks.TerminateOnNaN(),

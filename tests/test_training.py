@@ -181,3 +181,38 @@ def test_tta_hflip_averages_image_and_mirror() -> None:
     mirrored = np.asarray(model.predict_on_batch(x[:, :, ::-1]), dtype=np.float64)
     assert not np.allclose(plain, mirrored)  # the model is not mirror-symmetric
     np.testing.assert_allclose(predict_outputs(model, batches, "hflip"), (plain + mirrored) / 2, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_run_equals_uninterrupted_run(tiny_faces: Path, tmp_path: Path) -> None:
+    """Deterministic mode: kill -9 mid-run, start again, and the final model is bit-identical
+    to an uninterrupted run's (weights, optimizer and epoch come from the backup; data order
+    and dropout noise are functions of the seed and the epoch)."""
+    import keras
+
+    def command(run: Path) -> list[str]:
+        return [sys.executable, "-m", "kerascv_emotion", "train", "--index", str(tiny_faces), "--arch", "vgg",
+                "--image-size", "32", "--epochs", "6", "--batch-size", "4", "--out", str(run), "--seed", "3",
+                "--deterministic", "--arch-option", "dropout=0.3", "--monitor", "val_loss"]
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    whole = tmp_path / "whole"
+    assert subprocess.run(command(whole), capture_output=True, env=env, timeout=600).returncode == 0
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    history = killed / "work" / "history-train.csv"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if history.exists() and len(history.read_text().splitlines()) >= 3:  # header + 2 epochs
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "training finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model.keras").exists()
+    assert subprocess.run(command(killed), capture_output=True, env=env, timeout=600).returncode == 0
+    first = keras.saving.load_model(whole / "model.keras", compile=False)
+    second = keras.saving.load_model(killed / "model.keras", compile=False)
+    for a, b in zip(first.weights, second.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    assert _history(whole)[-1]["val_loss"] == _history(killed)[-1]["val_loss"]
