@@ -31,19 +31,19 @@ DEFAULT_IMAGES = 512
 """Training images the statistics are computed from by default (see benchmarks/README.md)."""
 
 
-def _batchnorm_layers(model: keras.Layer) -> Iterator[keras.layers.BatchNormalization]:
-    """Every BatchNormalization layer of ``model``, nested models included."""
-    import keras
+def nested_layers(model: keras.Layer) -> Iterator[keras.Layer]:
+    """Every layer of ``model`` in order, the layers of nested models included (depth first)."""
     for layer in getattr(model, "layers", []):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            yield layer
-        else:
-            yield from _batchnorm_layers(layer)
+        yield layer
+        yield from nested_layers(layer)
 
 
 def trainable_batchnorm_layers(model: keras.Layer) -> list[keras.layers.BatchNormalization]:
     """The BatchNormalization layers of ``model`` whose statistics training would update."""
-    return [layer for layer in _batchnorm_layers(model) if layer.trainable]
+    import keras
+
+    return [layer for layer in nested_layers(model)
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
 
 
 def _exact_statistics_call(layer: keras.layers.BatchNormalization) -> Any:

@@ -42,7 +42,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kerascv_emotion.batchnorm import DEFAULT_IMAGES, recompute_batchnorm_statistics
+from kerascv_emotion.batchnorm import DEFAULT_IMAGES, nested_layers, recompute_batchnorm_statistics
 from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.io import atomic_open, to_jsonable
 from kerascv_emotion.metrics import (
@@ -441,16 +441,8 @@ class EpochSeededNoise(keras.callbacks.Callback):
         self.seed = int(seed)
 
     def _generators(self) -> list[keras.random.SeedGenerator]:
-        found: list[keras.random.SeedGenerator] = []
-
-        def visit(layer: Any) -> None:
-            found.extend(v for v in vars(layer).values() if isinstance(v, keras.random.SeedGenerator))
-            for child in getattr(layer, "layers", []):
-                visit(child)
-
-        for layer in self.model.layers:
-            visit(layer)
-        return found
+        return [value for layer in nested_layers(self.model) for value in vars(layer).values()
+                if isinstance(value, keras.random.SeedGenerator)]
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         for index, generator in enumerate(self._generators()):
