@@ -1,5 +1,5 @@
 """Resuming a killed train/tune phase from ``RUN/work/`` (see :mod:`kerascv_emotion.runs`):
-repairing a Keras backup cut mid-write and restoring the best value a surviving checkpoint
+clearing a backup a kill left unusable and restoring the best value a surviving checkpoint
 holds. No TensorFlow import."""
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from kerascv_emotion.io import read_json
 from kerascv_emotion.runs import best_of, phase_history
 from kerascv_emotion.tasks import monitor_mode
 
 log = logging.getLogger(__name__)
+
+BACKUP_WEIGHTS = "latest.weights.h5"  # one file: weights, optimizer state, finished epochs
+BACKUP_EPOCHS_ATTRIBUTE = "kerascv_emotion_epochs_done"
 
 
 def _h5_readable(path: Path) -> bool:
@@ -33,14 +35,6 @@ def _h5_readable(path: Path) -> bool:
     return True
 
 
-def _json_readable(path: Path) -> bool:
-    try:
-        read_json(path)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
 def keras_file_readable(path: Path) -> bool:
     """Whether ``path`` is a complete ``.keras`` zip archive."""
     try:
@@ -50,22 +44,28 @@ def keras_file_readable(path: Path) -> bool:
         return False
 
 
+def backup_epochs(weights: Path) -> int | None:
+    """The number of finished epochs a phase's backup (``BACKUP_WEIGHTS``, written by
+    :class:`kerascv_emotion.callbacks.AtomicBackupAndRestore`) holds, or ``None`` when it
+    does not read back completely or lacks the count (a backup from an older version)."""
+    if not _h5_readable(weights):
+        return None
+    import h5py
+
+    with h5py.File(weights, "r") as handle:
+        epochs = handle.attrs.get(BACKUP_EPOCHS_ATTRIBUTE)
+    return None if epochs is None else int(epochs)
+
+
 def repair_backup(backup: Path) -> None:
-    """Make a backup left by a killed run loadable: fall back to the previous copy
-    (``double_checkpoint``) when the latest was cut mid-write, or drop it entirely."""
-    weights, meta = backup / "latest.weights.h5", backup / "training_metadata.json"
-    if not weights.exists() and not meta.exists():
-        return
-    if weights.exists() and _h5_readable(weights) and _json_readable(meta):
-        return
-    prev_weights, prev_meta = Path(f"{weights}.bkp"), Path(f"{meta}.bkp")
-    if prev_weights.exists() and _h5_readable(prev_weights) and _json_readable(prev_meta):
-        log.warning("backup %s was cut mid-write; resuming from the previous epoch's copy", weights)
-        shutil.copyfile(prev_weights, weights)
-        shutil.copyfile(prev_meta, meta)
-        return
-    log.warning("backup in %s is unreadable; this phase starts again", backup)
-    shutil.rmtree(backup, ignore_errors=True)
+    """Clear what a killed run left in a phase's backup folder: temporary files of a write cut
+    short, and a backup that is unusable (the phase then starts again, with a warning)."""
+    for partial in backup.glob(f".{Path(BACKUP_WEIGHTS).stem}.*"):
+        partial.unlink()
+    weights = backup / BACKUP_WEIGHTS
+    if weights.exists() and backup_epochs(weights) is None:
+        log.warning("backup %s is unreadable or from an older version; this phase starts again", weights)
+        shutil.rmtree(backup)
 
 
 def resume_threshold(work: Path, phase: str, monitor: str, best_so_far: float | None) -> float | None:

@@ -2,7 +2,7 @@
 pieces :mod:`kerascv_emotion.finetune` shares: data, optimizer, callbacks, one resumable phase.
 
 :func:`train` is resumable: a run killed mid-epoch and started again with the same settings
-continues from ``RUN/work/backup-<phase>`` (Keras's ``BackupAndRestore``) and finishes with
+continues from ``RUN/work/backup-<phase>`` (``callbacks.AtomicBackupAndRestore``) and finishes with
 all artefacts. Final artefacts are written atomically, so an interrupted run never leaves a
 half ``model.keras``.
 """
@@ -221,6 +221,7 @@ def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str,
     import keras
 
     from kerascv_emotion.callbacks import (
+        AtomicBackupAndRestore,
         AtomicModelCheckpoint,
         EpochSeededNoise,
         PerClassMetrics,
@@ -240,7 +241,7 @@ def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str,
         keras.callbacks.TerminateOnNaN(),
         checkpoint,
         keras.callbacks.CSVLogger(str(work / f"history-{phase}.csv"), append=True),
-        keras.callbacks.BackupAndRestore(str(work / f"backup-{phase}"), double_checkpoint=True),
+        AtomicBackupAndRestore(work / f"backup-{phase}"),
         _epoch_logger(phase, monitor, verbose),
     ]
     if settings.patience:

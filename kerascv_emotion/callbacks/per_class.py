@@ -42,7 +42,6 @@ from typing import Any
 import keras
 import numpy as np
 
-from kerascv_emotion.batchnorm import DEFAULT_IMAGES, nested_layers, recompute_batchnorm_statistics
 from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.io import atomic_open, to_jsonable
 from kerascv_emotion.metrics import (
@@ -369,83 +368,3 @@ def confusion_matrix_png(matrix: Sequence[Sequence[int]], class_names: Sequence[
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
-
-
-
-class PreciseBatchNorm(keras.callbacks.Callback):
-    """Recompute the moving statistics of every trainable BatchNormalization layer at the end
-    of each epoch (:func:`kerascv_emotion.batchnorm.recompute_batchnorm_statistics`).
-
-    Place it *before* :class:`PerClassMetrics` and ``ModelCheckpoint`` in the callback list, so
-    validation and the saved model use statistics that describe inference mode.
-
-    Args:
-        train_data: float32 images ``(N, H, W, C)``, or a ``keras.utils.PyDataset`` of
-            ``(x, ...)`` training batches (augmented as in training; read from batch 0 on).
-        num_images: how many training images the statistics come from (fewer if the data
-            hold fewer).
-    """
-
-    def __init__(self, train_data: Any, num_images: int = DEFAULT_IMAGES) -> None:
-        super().__init__()
-        if int(num_images) < 2:
-            raise ConfigError(f"PreciseBatchNorm num_images={num_images} must be at least 2")
-        if not isinstance(train_data, keras.utils.PyDataset | np.ndarray):
-            raise ConfigError("PreciseBatchNorm train_data must be an image array or a keras.utils.PyDataset, "
-                              f"not {type(train_data).__name__}")
-        self.train_data = train_data
-        self.num_images = int(num_images)
-        self.layers_updated = 0
-
-    def _images(self) -> np.ndarray:
-        if isinstance(self.train_data, np.ndarray):
-            return self.train_data[:self.num_images]
-        parts, count = [], 0
-        for i in range(int(self.train_data.num_batches)):
-            x = np.asarray(self.train_data[i][0])
-            parts.append(x)
-            count += len(x)
-            if count >= self.num_images:
-                break
-        return np.concatenate(parts)[:self.num_images]
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.layers_updated = recompute_batchnorm_statistics(self.model, self._images())
-
-
-class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """Keras's ``ModelCheckpoint`` whose file is never half-written: Keras saves into a hidden
-    temporary ``.keras`` beside ``filepath`` and the epoch's end renames it into place, so a kill
-    or a full disk mid-save leaves the previous checkpoint intact (and at most the temporary).
-    ``filepath`` is the final path; every other argument is ``ModelCheckpoint``'s."""
-
-    def __init__(self, filepath: str | Path, **kwargs: Any) -> None:
-        self.final_path = Path(filepath)
-        self.temporary_path = self.final_path.with_name(f".{self.final_path.stem}.partial.keras")
-        super().__init__(self.temporary_path, **kwargs)
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        super().on_epoch_end(epoch, logs)
-        if self.temporary_path.is_file():
-            self.temporary_path.replace(self.final_path)
-
-
-class EpochSeededNoise(keras.callbacks.Callback):
-    """At each epoch's start, set the state of every ``keras.random.SeedGenerator`` held by the
-    model's layers (Dropout, GaussianDropout, ...) from ``(seed, epoch, layer order)``, so an
-    epoch's dropout noise depends on nothing else: a run resumed from a backup (which restores
-    weights and optimizer, not random state) draws what an uninterrupted run draws."""
-
-    def __init__(self, seed: int) -> None:
-        super().__init__()
-        self.seed = int(seed)
-
-    def _generators(self) -> list[keras.random.SeedGenerator]:
-        return [value for layer in nested_layers(self.model) for value in vars(layer).values()
-                if isinstance(value, keras.random.SeedGenerator)]
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        for index, generator in enumerate(self._generators()):
-            drawn = np.random.SeedSequence([self.seed, int(epoch), index]).generate_state(1)[0]
-            state = np.array([drawn, 0], dtype=keras.backend.standardize_dtype(generator.state.dtype))
-            generator.state.assign(state)

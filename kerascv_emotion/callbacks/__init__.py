@@ -1,0 +1,15 @@
+"""Keras callbacks: :class:`PerClassMetrics` owns validation (per-class metrics every epoch);
+:class:`PreciseBatchNorm` sets inference-mode BatchNorm statistics before it;
+:class:`AtomicModelCheckpoint`, :class:`AtomicBackupAndRestore` and :class:`EpochSeededNoise`
+make a killed run resume to the result an uninterrupted one reaches."""
+
+from kerascv_emotion.callbacks.batchnorm import PreciseBatchNorm
+from kerascv_emotion.callbacks.per_class import PerClassMetrics, log_names
+from kerascv_emotion.callbacks.resumable import (
+           AtomicBackupAndRestore,
+           AtomicModelCheckpoint,
+           EpochSeededNoise,
+)
+
+__all__ = ["AtomicBackupAndRestore", "AtomicModelCheckpoint", "EpochSeededNoise", "PerClassMetrics",
+           "PreciseBatchNorm", "log_names"]
