@@ -73,6 +73,26 @@ def test_export_list_plans_one_export_per_run_and_format(tmp_path: Path) -> None
     assert "results/xrays" not in "".join(c[0] for c in commands)  # a dataset without `export`
 
 
+def test_tune_rules_take_the_datasets_recipe_with_their_sections_over_it(tmp_path: Path) -> None:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    faces = config["datasets"]["faces"]
+    faces |= {"optimizer": "adamw", "weight_decay": 0.001, "label_smoothing": 0.1, "learning_rate": 0.01}
+    faces["tune"]["optimizer"] = "sgd"
+    faces["regression"]["lr_schedule"] = "cosine"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(config))
+    result = _snakemake("-n", "-p", "--cores", "4", "--configfile", str(recipe), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    tune = re.findall(r"kerascv_emotion tune \S+/vgg/model.keras .*--out \S+/vgg-tuned (.*)", result.stdout)
+    regression = re.findall(r"kerascv_emotion tune \S+/vgg/model.keras .*--out \S+/vgg-va (.*)", result.stdout)
+    assert len(tune) == 1 and len(regression) == 1, result.stdout[-3000:]
+    assert "--optimizer sgd" in tune[0] and "--weight-decay 0.001" in tune[0] and "--label-smoothing 0.1" in tune[0]
+    assert "--optimizer adamw" in regression[0] and "--lr-schedule cosine" in regression[0]
+    assert "--label-smoothing" not in regression[0]  # classification only
+    for options in (tune[0], regression[0]):
+        assert "--lr " not in options and "--epochs " not in options  # a tune's own rates and epochs
+
+
 def test_schema_export_entries_are_the_cli_formats() -> None:
     from kerascv_emotion.export import FORMATS, QUANTIZE
 

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from kerascv_emotion.models.blocks import (
-    check_rate,
-    conv_bn_relu,
-    image_input,
-    paper_head,
-    pool_dropout,
-)
+from kerascv_emotion.models.blocks import paper_network
 from kerascv_emotion.models.registry import register_model
 
 # (filters, kernel size) of the five conv blocks.
@@ -32,11 +26,5 @@ def alexnet(
 
     3,464,952 parameters at 128x128x3 with 8 classes. Call through ``build_model``.
     """
-    dropout = check_rate("dropout", dropout)
-    pool_rate = check_rate("pool_dropout_rate", pool_dropout_rate)
-    inputs = image_input(input_shape)
-    x = inputs
-    for index, (filters, kernel) in enumerate(ALEXNET_CONVS, start=1):
-        x = conv_bn_relu(x, filters, kernel, name=f"block{index}_conv")
-        x = pool_dropout(x, f"block{index}", pool_rate)
-    return paper_head(inputs, x, num_classes, head, dropout, name="alexnet")
+    blocks = [[(filters, kernel)] for filters, kernel in ALEXNET_CONVS]
+    return paper_network(input_shape, blocks, num_classes, head, dropout, pool_dropout_rate, name="alexnet")

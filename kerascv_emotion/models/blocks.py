@@ -123,11 +123,26 @@ def output_layer(x: keras.KerasTensor, num_classes: int, head: str) -> keras.Ker
     return layers.Dense(units, activation=activation, dtype="float32", name=PREDICTIONS)(x)
 
 
-def paper_head(inputs: keras.KerasTensor, features: keras.KerasTensor, num_classes: int, head: str,
-               dropout: float, name: str) -> keras.Model:
-    """Hewitt & Gunes' head shared by alexnet and vgg: Flatten (:data:`HEAD_START`), two dense
-    blocks of 1024 (Dense no bias -> BN -> ReLU -> Dropout(``dropout``)), the output layer."""
-    x = layers.Flatten(name=HEAD_START)(features)
+def paper_network(input_shape: tuple[int, int, int], blocks: Sequence[Sequence[tuple[int, int]]],
+                  num_classes: int, head: str, dropout: float, pool_dropout_rate: float,
+                  name: str) -> keras.Model:
+    """Hewitt & Gunes' network shape shared by alexnet and vgg.
+
+    Each of ``blocks`` is its convs as ``(filters, kernel size)``: Conv2D same/no bias -> BN ->
+    ReLU, named ``block<N>_conv`` (one conv) or ``block<N>_conv<i>``, then a 2x2 max-pool and
+    GaussianDropout(``pool_dropout_rate``). The head: Flatten (:data:`HEAD_START`), two dense
+    blocks of 1024 (Dense no bias -> BN -> ReLU -> Dropout(``dropout``)), the output layer.
+    """
+    dropout = check_rate("dropout", dropout)
+    pool_rate = check_rate("pool_dropout_rate", pool_dropout_rate)
+    inputs = image_input(input_shape)
+    x = inputs
+    for index, convs in enumerate(blocks, start=1):
+        for number, (filters, kernel) in enumerate(convs, start=1):
+            suffix = "" if len(convs) == 1 else str(number)
+            x = conv_bn_relu(x, filters, kernel, name=f"block{index}_conv{suffix}")
+        x = pool_dropout(x, f"block{index}", pool_rate)
+    x = layers.Flatten(name=HEAD_START)(x)
     x = dense_bn_relu_dropout(x, 1024, "fc1", dropout)
     x = dense_bn_relu_dropout(x, 1024, "fc2", dropout)
     return keras.Model(inputs, output_layer(x, num_classes, head), name=name)

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from kerascv_emotion.models.blocks import (
-    check_rate,
-    conv_bn_relu,
-    image_input,
-    paper_head,
-    pool_dropout,
-)
+from kerascv_emotion.models.blocks import paper_network
 from kerascv_emotion.models.registry import register_model
 
 # Filters of the five blocks; each block holds two 3x3 convs.
@@ -32,12 +26,5 @@ def vgg(
 
     3,753,016 parameters at 128x128x3 with 8 classes. Call through ``build_model``.
     """
-    dropout = check_rate("dropout", dropout)
-    pool_rate = check_rate("pool_dropout_rate", pool_dropout_rate)
-    inputs = image_input(input_shape)
-    x = inputs
-    for index, filters in enumerate(VGG_WIDTHS, start=1):
-        x = conv_bn_relu(x, filters, 3, name=f"block{index}_conv1")
-        x = conv_bn_relu(x, filters, 3, name=f"block{index}_conv2")
-        x = pool_dropout(x, f"block{index}", pool_rate)
-    return paper_head(inputs, x, num_classes, head, dropout, name="vgg")
+    blocks = [[(filters, 3), (filters, 3)] for filters in VGG_WIDTHS]
+    return paper_network(input_shape, blocks, num_classes, head, dropout, pool_dropout_rate, name="vgg")

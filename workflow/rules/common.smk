@@ -161,6 +161,8 @@ TUNE_FLAGS = {"head_epochs": "--head-epochs", "finetune_epochs": "--finetune-epo
               "head_lr": "--head-lr",  # head_learning_rate
               "finetune_lr": "--finetune-lr",  # finetune_learning_rate
               "unfreeze_blocks": "--unfreeze-blocks"}
+# a tune has its own epochs and rates (TUNE_FLAGS); the rest of the dataset's recipe applies to it
+TUNE_RECIPE_KEYS = [key for key in RECIPE_FLAGS if key not in ("epochs", "learning_rate")]
 
 
 def flags(values, names):
@@ -182,6 +184,16 @@ def flags(values, names):
 def recipe_options(ds, arch):
     """`--lr ... --label-smoothing ...`: the dataset's recipe, with `arch_recipe[arch]` over it."""
     recipe = {key: ds[key] for key in RECIPE_FLAGS if key in ds} | ds.get("arch_recipe", {}).get(arch, {})
+    return flags(recipe, RECIPE_FLAGS)
+
+
+def tune_recipe_options(ds, section, task="classification"):
+    """`--optimizer ... --label-smoothing ...` of a tune: the dataset's recipe (not `arch_recipe`,
+    which pairs an optimizer with that architecture's training rate) with the tune section's keys
+    over it; label smoothing only for a classifier."""
+    recipe = {key: value for key, value in (ds | section).items() if key in TUNE_RECIPE_KEYS}
+    if task != "classification":
+        recipe.pop("label_smoothing", None)
     return flags(recipe, RECIPE_FLAGS)
 
 

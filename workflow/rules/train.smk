@@ -40,7 +40,11 @@ rule tune:
         **job_resources("tune"),
     params:
         run_dir=lambda wc, output: Path(output.model).parent,
-        options=lambda wc: flags(dataset(wc)["tune"], TUNE_FLAGS) + data_options(dataset(wc)),
+        options=lambda wc: (
+            flags(dataset(wc)["tune"], TUNE_FLAGS)
+            + tune_recipe_options(dataset(wc), dataset(wc)["tune"])
+            + data_options(dataset(wc))
+        ),
     shell:
         hide_gpus("tune") + "{CLI} tune {input.model} --index {input.index} --out {params.run_dir} "
         "{params.options} --threads {threads} > {log} 2>&1"
@@ -64,6 +68,7 @@ rule tune_valence_arousal:
         options=lambda wc: (
             "--task regression --class-weight none "
             + flags(dataset(wc)["regression"], TUNE_FLAGS)
+            + tune_recipe_options(dataset(wc), dataset(wc)["regression"], "regression")
             + data_options(dataset(wc))
         ),
     shell:
