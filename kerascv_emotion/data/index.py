@@ -21,7 +21,7 @@ import hashlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -277,6 +277,27 @@ def _parse_row(row: dict[str, str]) -> IndexRecord:
         face_box=box,  # type: ignore[arg-type]
         group=(row.get("group") or None),
     )
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """How a reader splits and names classes; the defaults of every reader and ``build_index``.
+
+    Splits the source does not give are carved from train by ``val_fraction`` and
+    ``test_fraction`` (seeded by ``seed``; checked by :func:`assign_splits` when carving).
+    ``class_map`` renames classes; ``classes`` keeps only those final names, in that order
+    (default: all, sorted).
+    """
+
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+    class_map: Mapping[str, str] | None = None
+    classes: Sequence[str] | None = None
+
+
+#: The defaults, as the default argument of the readers (a frozen, shared instance).
+DEFAULT_SPLIT_OPTIONS = SplitOptions()
 
 
 def assign_splits(
