@@ -19,7 +19,7 @@ import click
 
 from kerascv_emotion import __version__
 from kerascv_emotion.data.images import MAX_IMAGE_SIDE, MAX_PIXELS_OPTION
-from kerascv_emotion.data.index import SPLITS
+from kerascv_emotion.data.index import SPLITS, SplitOptions
 from kerascv_emotion.errors import ConfigError, KerasCVEmotionError
 from kerascv_emotion.evaluation import TTA_MODES
 from kerascv_emotion.settings import LR_SCHEDULES, OPTIMIZERS, TRAIN_DEFAULTS, TUNE_DEFAULTS
@@ -113,9 +113,11 @@ def synth(kind: str, out: Path, per_class: int, size: int, seed: int, viral_pneu
               help="Index CSV to write (its .meta.json sidecar goes beside it).")
 @click.option("--format", "fmt", default="folders", show_default=True,
               help="Reader: folders, fer2013-csv, fer2013, affectnet, covid, ckplus.")
-@click.option("--val-fraction", default=0.1, show_default=True, help="Carved from train when the data has no val split.")
-@click.option("--test-fraction", default=0.1, show_default=True, help="Carved from train when the data has no test split.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the stratified split.")
+@click.option("--val-fraction", default=SplitOptions.val_fraction, show_default=True,
+              help="Carved from train when the data has no val split.")
+@click.option("--test-fraction", default=SplitOptions.test_fraction, show_default=True,
+              help="Carved from train when the data has no test split.")
+@click.option("--seed", default=SplitOptions.seed, show_default=True, help="Seed of the stratified split.")
 @click.option("--class-map", multiple=True, metavar="OLD=NEW", help="Rename a class (repeatable).")
 @click.option("--classes", default=None, help="Comma-separated classes to keep, in label order.")
 @click.option("--images-dir", type=click.Path(file_okay=False, path_type=Path), default=None,

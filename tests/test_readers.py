@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image, PngImagePlugin
 
-from kerascv_emotion.data.index import read_index
+from kerascv_emotion.data.index import SplitOptions, read_index
 from kerascv_emotion.data.readers import (
     CANONICAL_CLASS_MAP,
     CANONICAL_CLASSES,
@@ -26,6 +27,7 @@ from kerascv_emotion.data.readers import (
 from kerascv_emotion.data.readers.common import resolve_class_map
 from kerascv_emotion.errors import ConfigError, DataError
 
+REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is absent")
 
@@ -83,6 +85,17 @@ def test_folders_format_delegates_and_records_options(tmp_path: Path) -> None:
     }
     assert index.counts() == {"train": {"cat": 3, "dog": 3}, "val": {"cat": 1, "dog": 1},
                               "test": {"cat": 1, "dog": 1}}
+
+
+def test_split_option_defaults_have_one_home() -> None:
+    """The CLI's ``index`` options and the workflow schema's ``source`` show SplitOptions' defaults."""
+    from kerascv_emotion.cli import main
+
+    cli = {p.name: p.default for p in main.commands["index"].params}
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    source = schema["properties"]["datasets"]["additionalProperties"]["properties"]["source"]["properties"]
+    for name in ("val_fraction", "test_fraction", "seed"):
+        assert cli[name] == source[name]["default"] == getattr(SplitOptions, name), name
 
 
 # --- FER2013 -----------------------------------------------------------------------------

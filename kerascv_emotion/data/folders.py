@@ -8,7 +8,14 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from kerascv_emotion.data.index import SPLIT_ALIASES, DatasetIndex, IndexRecord, assign_splits
+from kerascv_emotion.data.index import (
+    DEFAULT_SPLIT_OPTIONS,
+    SPLIT_ALIASES,
+    DatasetIndex,
+    IndexRecord,
+    SplitOptions,
+    assign_splits,
+)
 from kerascv_emotion.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -47,22 +54,17 @@ def _scan_class_dir(class_dir: Path, root: Path, skipped: list[dict[str, str]]) 
 
 
 def index_from_folders(
-    root: str | os.PathLike,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-    class_map: dict[str, str] | None = None,
-    classes: list[str] | None = None,
+    root: str | os.PathLike, options: SplitOptions = DEFAULT_SPLIT_OPTIONS
 ) -> DatasetIndex:
     """Index a class-folder layout.
 
     ``ROOT/<split>/<class>/*`` is used when every top-level folder is a split name
     (train/val/test and aliases); missing ``val``/``test`` splits are then carved from
-    ``train`` (stratified, seeded) by ``val_fraction``/``test_fraction`` (0 to skip).
+    ``train`` (stratified, seeded) by ``options``' fractions (0 to skip).
     Otherwise ``ROOT/<class>/*`` is split into train/val/test by the fractions.
 
-    Class names are the folder names (spaces allowed), mapped by ``class_map`` and, when
-    ``classes`` is given, restricted to and ordered as ``classes``; otherwise sorted.
+    Class names are the folder names (spaces allowed), mapped by ``options.class_map`` and,
+    when ``options.classes`` is given, restricted to and ordered as it; otherwise sorted.
     Files without an image extension, dangling symlinks and non-regular files (FIFOs) are
     skipped, counted and listed in ``meta["skipped"]``.
     """
@@ -72,7 +74,7 @@ def index_from_folders(
     top = _list_class_dirs(root)
     if not top:
         raise DataError(f"dataset root {root} has no sub-folders; expected ROOT/<class>/* or ROOT/<split>/<class>/*")
-    class_map = class_map or {}
+    class_map, classes = options.class_map or {}, options.classes
     skipped: list[dict[str, str]] = []
     split_layout = all(p.name.lower() in SPLIT_ALIASES for p in top)
     entries: list[tuple[str, str, str | None]] = []  # (path, label, split or None)
@@ -105,9 +107,9 @@ def index_from_folders(
     if not split_layout or "val" not in present or "test" not in present:
         # carve the missing splits out of train (or out of everything in a flat layout)
         pool = [i for i, e in enumerate(entries) if e[2] in (None, "train")]
-        val_f = val_fraction if "val" not in present else 0.0
-        test_f = test_fraction if "test" not in present else 0.0
-        carved = assign_splits([entries[i][1] for i in pool], val_f, test_f, seed)
+        val_f = options.val_fraction if "val" not in present else 0.0
+        test_f = options.test_fraction if "test" not in present else 0.0
+        carved = assign_splits([entries[i][1] for i in pool], val_f, test_f, options.seed)
         for i, split in zip(pool, carved, strict=True):
             entries[i] = (entries[i][0], entries[i][1], split)
 
@@ -117,9 +119,9 @@ def index_from_folders(
     meta = {
         "source": "folders",
         "layout": "split/class" if split_layout else "class",
-        "seed": seed,
-        "val_fraction": val_fraction,
-        "test_fraction": test_fraction,
+        "seed": options.seed,
+        "val_fraction": options.val_fraction,
+        "test_fraction": options.test_fraction,
         "skipped": skipped,
     }
     if class_map:

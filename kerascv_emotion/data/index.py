@@ -21,7 +21,7 @@ import hashlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -279,6 +279,34 @@ def _parse_row(row: dict[str, str]) -> IndexRecord:
     )
 
 
+@dataclass(frozen=True)
+class SplitOptions:
+    """How a reader splits and names classes; the defaults of every reader and ``build_index``.
+
+    Splits the source does not give are carved from train by ``val_fraction`` and
+    ``test_fraction`` (seeded by ``seed``; checked by :func:`check_fractions` when carving).
+    ``class_map`` renames classes; ``classes`` keeps only those final names, in that order
+    (default: all, sorted).
+    """
+
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+    class_map: Mapping[str, str] | None = None
+    classes: Sequence[str] | None = None
+
+
+#: The defaults, as the default argument of the readers (a frozen, shared instance).
+DEFAULT_SPLIT_OPTIONS = SplitOptions()
+
+
+def check_fractions(val_fraction: float, test_fraction: float, error: type[Exception] = DataError) -> None:
+    """Raise ``error`` unless each fraction is in [0, 1) and their sum is below 1."""
+    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise error(f"val_fraction={val_fraction} and test_fraction={test_fraction}: "
+                    "each must be in [0, 1) and their sum below 1")
+
+
 def assign_splits(
     labels: Sequence[str],
     val_fraction: float,
@@ -292,8 +320,7 @@ def assign_splits(
     fractions (rounded; a class keeps at least one training image). With ``groups``
     (e.g. subject ids) whole groups go to one split, so no group straddles splits.
     """
-    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise DataError(f"val_fraction={val_fraction} and test_fraction={test_fraction} must be in [0, 1) and sum below 1")
+    check_fractions(val_fraction, test_fraction)
     rng = np.random.default_rng(seed)
     out = ["train"] * len(labels)
     if groups is not None:

@@ -27,7 +27,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from kerascv_emotion.data.index import DatasetIndex, IndexRecord, assign_splits, meta_path
+from kerascv_emotion.data.index import (
+    DatasetIndex,
+    IndexRecord,
+    assign_splits,
+    check_fractions,
+    meta_path,
+)
 from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.io import atomic_path
 
@@ -538,9 +544,7 @@ def _check_settings(per_class: int, size: int, val_fraction: float, test_fractio
         raise ConfigError(f"per_class={per_class}: generate at least 1 image per class")
     if size < _MIN_SIZE:
         raise ConfigError(f"size={size}: synthetic images need at least {_MIN_SIZE} px")
-    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise ConfigError(f"val_fraction={val_fraction} and test_fraction={test_fraction}: "
-                          "each must be in [0, 1) and their sum below 1")
+    check_fractions(val_fraction, test_fraction, ConfigError)
 
 
 def _write_dataset(

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from kerascv_emotion.data.folders import index_from_folders
-from kerascv_emotion.data.index import DatasetIndex
+from kerascv_emotion.data.index import DatasetIndex, SplitOptions
 from kerascv_emotion.data.readers.affectnet import read_affectnet
 from kerascv_emotion.data.readers.ckplus import read_ckplus, subject_id
 from kerascv_emotion.data.readers.common import CANONICAL_CLASS_MAP, CANONICAL_CLASSES
@@ -30,7 +31,7 @@ from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.tasks import TASKS
 
 __all__ = [
-    "CANONICAL_CLASSES", "CANONICAL_CLASS_MAP", "POLICY", "available_formats", "build_index",
+    "CANONICAL_CLASSES", "CANONICAL_CLASS_MAP", "POLICY", "SplitOptions", "available_formats", "build_index",
     "default_images_dir", "drop_duplicates", "duplicate_summary", "find_duplicates",
     "read_affectnet", "read_ckplus", "read_covid", "read_fer2013_csv", "read_fer2013_folders",
     "subject_id",
@@ -61,20 +62,19 @@ def build_index(
     fmt: str,
     source: str | Path,
     *,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-    class_map: Mapping[str, str] | None = None,
-    classes: Sequence[str] | None = None,
+    val_fraction: float = SplitOptions.val_fraction,
+    test_fraction: float = SplitOptions.test_fraction,
+    seed: int = SplitOptions.seed,
+    class_map: Mapping[str, str] | None = SplitOptions.class_map,
+    classes: Sequence[str] | None = SplitOptions.classes,
     images_dir: str | Path | None = None,
     task: str = "classification",
 ) -> DatasetIndex:
     """Index ``source`` (a folder, or the CSV file for ``fer2013-csv``) read as ``fmt``.
 
-    Splits the source does not give are carved from train by ``val_fraction`` and
-    ``test_fraction`` (seeded by ``seed``; CK+ by subject). ``class_map`` renames classes
-    (after the canonical face names for face sets); ``classes`` keeps only those final names,
-    in that order (default: all, sorted). ``images_dir`` is required for ``fer2013-csv``
+    ``val_fraction``, ``test_fraction``, ``seed``, ``class_map`` and ``classes`` are the
+    fields of :class:`SplitOptions` (CK+ is split by subject; face sets' classes get the
+    canonical names before ``class_map``). ``images_dir`` is required for ``fer2013-csv``
     (see :func:`default_images_dir`). ``task="regression"`` (valence/arousal) needs
     ``affectnet``. The reader and these options are recorded in ``index.meta["reader"]``.
     """
@@ -87,22 +87,22 @@ def build_index(
     source = Path(source)
     if not source.exists():
         raise DataError(f"dataset source {source} does not exist")
-    options: dict[str, Any] = {
-        "val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed,
-        "class_map": dict(class_map) if class_map else None,
-        "classes": list(classes) if classes is not None else None,
-    }
+    options = SplitOptions(
+        val_fraction, test_fraction, seed,
+        class_map=dict(class_map) if class_map else None,
+        classes=list(classes) if classes is not None else None,
+    )
+    extra: dict[str, Any] = {}
     if fmt == "fer2013-csv":
         if images_dir is None:
             raise ConfigError("format 'fer2013-csv' needs images_dir, the folder to write its 48x48 PNGs to")
-        options["images_dir"] = Path(images_dir)
+        extra["images_dir"] = Path(images_dir)
     elif images_dir is not None:
         raise ConfigError(f"images_dir is only used by format 'fer2013-csv', not {fmt!r}; leave it out")
     if fmt == "affectnet":
-        options["task"] = task
-    index = _READERS[fmt](source, **options)
-    index.meta["reader"] = {
-        "format": fmt, "source": str(source.resolve()), "task": task,
-        **{k: (str(Path(v).resolve()) if k == "images_dir" else v) for k, v in options.items()},
-    }
+        extra["task"] = task
+    index = _READERS[fmt](source, options=options, **extra)
+    index.meta["reader"] = {"format": fmt, "source": str(source.resolve()), "task": task, **asdict(options)}
+    if images_dir is not None:
+        index.meta["reader"]["images_dir"] = str(Path(images_dir).resolve())
     return index

@@ -13,10 +13,14 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from kerascv_emotion.data.index import DatasetIndex, check_relative_path
+from kerascv_emotion.data.index import (
+    DEFAULT_SPLIT_OPTIONS,
+    DatasetIndex,
+    SplitOptions,
+    check_relative_path,
+)
 from kerascv_emotion.data.readers.common import Entry, csv_rows, make_index, require_dir
 from kerascv_emotion.errors import ConfigError, DataError
 
@@ -94,13 +98,9 @@ def _parse_row(row: dict[str, str]) -> tuple[str, int, tuple[int, int, int, int]
 
 def read_affectnet(
     root: str | Path,
+    options: SplitOptions = DEFAULT_SPLIT_OPTIONS,
     *,
     task: str = "classification",
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-    class_map: Mapping[str, str] | None = None,
-    classes: Sequence[str] | None = None,
 ) -> DatasetIndex:
     """Index AffectNet from its annotation CSVs (see the module doc for the layout).
 
@@ -147,8 +147,7 @@ def read_affectnet(
         log.warning("affectnet: skipped %d rows whose image is missing (first: %s, %s)",
                     len(skipped), skipped[0]["path"], skipped[0]["reason"])
     return make_index(
-        images, entries, source=root, class_map=class_map, classes=classes, canonical=True,
-        val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+        images, entries, source=root, options=options, canonical=True,
         meta={
             "source": "affectnet", "task": task,
             "annotations": {s: str(p.resolve()) for s, p in files.items()},

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
-from kerascv_emotion.data.index import DatasetIndex
+from kerascv_emotion.data.index import DEFAULT_SPLIT_OPTIONS, DatasetIndex, SplitOptions
 from kerascv_emotion.data.readers.common import folder_entries, make_index
 from kerascv_emotion.errors import DataError
 
@@ -29,15 +28,7 @@ def subject_id(path: str) -> str:
     return match.group(1).upper()
 
 
-def read_ckplus(
-    root: str | Path,
-    *,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-    class_map: Mapping[str, str] | None = None,
-    classes: Sequence[str] | None = None,
-) -> DatasetIndex:
+def read_ckplus(root: str | Path, options: SplitOptions = DEFAULT_SPLIT_OPTIONS) -> DatasetIndex:
     """Index CK+ class folders with a seeded subject-wise split (``group`` = subject id).
 
     The fractions are of images, met approximately since whole subjects move together.
@@ -57,8 +48,7 @@ def read_ckplus(
             "CK+ must be split by subject (use the class folders without split folders)"
         )
     index = make_index(
-        root, entries, source=root, class_map=class_map, classes=classes, canonical=True,
-        val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, by_group=True,
+        root, entries, source=root, options=options, canonical=True, by_group=True,
         meta={"source": "ckplus", **found},
     )
     index.meta["subjects"] = len({r.group for r in index.records})

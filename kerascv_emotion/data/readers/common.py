@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kerascv_emotion.data.folders import index_from_folders, natural_key
-from kerascv_emotion.data.index import DatasetIndex, IndexRecord, assign_splits
+from kerascv_emotion.data.index import DatasetIndex, IndexRecord, SplitOptions, assign_splits
 from kerascv_emotion.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -102,38 +102,34 @@ def make_index(
     entries: list[Entry],
     *,
     source: Path,
-    class_map: Mapping[str, str] | None,
-    classes: Sequence[str] | None,
+    options: SplitOptions,
     canonical: bool,
-    val_fraction: float,
-    test_fraction: float,
-    seed: int,
     by_group: bool = False,
     meta: dict[str, Any] | None = None,
 ) -> DatasetIndex:
-    """Map and select classes, carve missing splits, and build the index.
+    """Map and select classes (by ``options``), carve missing splits, and build the index.
 
-    If no entry has a split, all are split by ``val_fraction``/``test_fraction``; else
+    If no entry has a split, all are split by the ``options``' fractions; else
     ``train`` must exist and a missing ``val``/``test`` is carved from ``train`` (0 skips).
     Carving is stratified by class, or by ``group`` (whole groups) when ``by_group``.
     """
     if not entries:
         raise DataError(f"no images found in {source}")
-    mapping = resolve_class_map(sorted({e.label for e in entries}), class_map, canonical)
+    mapping = resolve_class_map(sorted({e.label for e in entries}), options.class_map, canonical)
     for e in entries:
         e.label = mapping[e.label]
-    names = _select_names([e.label for e in entries], classes, source)
+    names = _select_names([e.label for e in entries], options.classes, source)
     keep = set(names)
     entries = [e for e in entries if e.label in keep]
 
     present = {e.split for e in entries} - {None}
     if present and "train" not in present:
         raise DataError(f"{source} has splits {sorted(present)} but no train split")
-    val_f = val_fraction if "val" not in present else 0.0
-    test_f = test_fraction if "test" not in present else 0.0
+    val_f = options.val_fraction if "val" not in present else 0.0
+    test_f = options.test_fraction if "test" not in present else 0.0
     pool = [e for e in entries if e.split in (None, "train")]
     carved = assign_splits(
-        [e.label for e in pool], val_f, test_f, seed,
+        [e.label for e in pool], val_f, test_f, options.seed,
         groups=[str(e.group) for e in pool] if by_group else None,
     )
     for e, split in zip(pool, carved, strict=True):
@@ -155,7 +151,7 @@ def folder_entries(root: Path) -> tuple[list[Entry], dict[str, Any]]:
 
     Splits are kept as the folders give them; in a flat layout they are ``None``.
     """
-    found = index_from_folders(require_dir(root, "dataset root"), val_fraction=0.0, test_fraction=0.0)
+    found = index_from_folders(require_dir(root, "dataset root"), SplitOptions(val_fraction=0.0, test_fraction=0.0))
     flat = found.meta["layout"] == "class"
     entries = [Entry(path=r.path, label=r.label, split=None if flat else r.split) for r in found.records]
     return entries, {"layout": found.meta["layout"], "skipped": found.meta["skipped"]}

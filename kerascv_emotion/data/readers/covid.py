@@ -14,24 +14,15 @@ Class names are the folder names unless mapped (e.g. ``{"Covid": "covid", "Norma
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
-from kerascv_emotion.data.index import DatasetIndex
+from kerascv_emotion.data.index import DEFAULT_SPLIT_OPTIONS, DatasetIndex, SplitOptions
 from kerascv_emotion.data.readers.common import folder_entries, make_index
 
 MASK_DIR = "masks"
 
 
-def read_covid(
-    root: str | Path,
-    *,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-    class_map: Mapping[str, str] | None = None,
-    classes: Sequence[str] | None = None,
-) -> DatasetIndex:
+def read_covid(root: str | Path, options: SplitOptions = DEFAULT_SPLIT_OPTIONS) -> DatasetIndex:
     """Index a chest X-ray layout (see the module doc); files in any ``masks/`` folder are
     left out (their count is ``meta["masks_ignored"]``). Missing splits are carved from
     train, stratified by class."""
@@ -39,7 +30,6 @@ def read_covid(
     entries, found = folder_entries(root)
     images = [e for e in entries if MASK_DIR not in (p.lower() for p in PurePosixPath(e.path).parts[:-1])]
     return make_index(
-        root, images, source=root, class_map=class_map, classes=classes, canonical=False,
-        val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+        root, images, source=root, options=options, canonical=False,
         meta={"source": "covid", **found, "masks_ignored": len(entries) - len(images)},
     )

@@ -10,14 +10,18 @@ import io
 import logging
 import os
 import warnings
-from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from kerascv_emotion.data.index import SPLIT_ALIASES, DatasetIndex
+from kerascv_emotion.data.index import (
+    DEFAULT_SPLIT_OPTIONS,
+    SPLIT_ALIASES,
+    DatasetIndex,
+    SplitOptions,
+)
 from kerascv_emotion.data.readers.common import (
     Entry,
     csv_rows,
@@ -51,14 +55,7 @@ def _parse_pixels(text: str) -> np.ndarray:
 
 
 def read_fer2013_csv(
-    csv_path: str | Path,
-    images_dir: str | Path,
-    *,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-    class_map: Mapping[str, str] | None = None,
-    classes: Sequence[str] | None = None,
+    csv_path: str | Path, images_dir: str | Path, options: SplitOptions = DEFAULT_SPLIT_OPTIONS
 ) -> DatasetIndex:
     """Index Kaggle's ``fer2013.csv``, writing each kept face to ``images_dir`` as a
     48x48 grayscale PNG (``<split>/<emotion>/<line>.png``; the index root is ``images_dir``).
@@ -100,8 +97,7 @@ def read_fer2013_csv(
         pixels[rel] = face
 
     index = make_index(
-        images_dir, entries, source=csv_path, class_map=class_map, classes=classes, canonical=True,
-        val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+        images_dir, entries, source=csv_path, options=options, canonical=True,
         meta={"source": "fer2013-csv", "csv": str(csv_path.resolve()), "usage_column": has_usage},
     )
 
@@ -120,15 +116,7 @@ def read_fer2013_csv(
     return index
 
 
-def read_fer2013_folders(
-    root: str | Path,
-    *,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-    class_map: Mapping[str, str] | None = None,
-    classes: Sequence[str] | None = None,
-) -> DatasetIndex:
+def read_fer2013_folders(root: str | Path, options: SplitOptions = DEFAULT_SPLIT_OPTIONS) -> DatasetIndex:
     """Index FER2013 as image folders (``ROOT/train/<class>``, ``ROOT/val/<class>``, ...).
 
     Class names are mapped to the canonical ones (``angry`` -> ``anger``); missing
@@ -137,7 +125,6 @@ def read_fer2013_folders(
     root = Path(root)
     entries, found = folder_entries(root)
     return make_index(
-        root, entries, source=root, class_map=class_map, classes=classes, canonical=True,
-        val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+        root, entries, source=root, options=options, canonical=True,
         meta={"source": "fer2013", **found},
     )
