@@ -119,7 +119,7 @@ def test_interrupted_run_leaves_no_index(tmp_path: Path, monkeypatch: pytest.Mon
     generate_xrays(tmp_path, per_class=2, size=32, seed=0)
     assert (tmp_path / "index.csv").is_file()
     calls = {"n": 0}
-    real = synthetic._render_xray
+    real = synthetic.xrays._render_xray
 
     def failing(label: str, rng: np.random.Generator, size: int) -> Image.Image:
         calls["n"] += 1
@@ -127,7 +127,7 @@ def test_interrupted_run_leaves_no_index(tmp_path: Path, monkeypatch: pytest.Mon
             raise KeyboardInterrupt
         return real(label, rng, size)
 
-    monkeypatch.setattr(synthetic, "_render_xray", failing)
+    monkeypatch.setattr(synthetic.xrays, "_render_xray", failing)
     with pytest.raises(KeyboardInterrupt):
         generate_xrays(tmp_path, per_class=2, size=32, seed=1)
     assert not (tmp_path / "index.csv").exists()
