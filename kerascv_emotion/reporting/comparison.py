@@ -34,9 +34,10 @@ from kerascv_emotion.reporting.figures import (
     OutputWriter,
     check_formats,
     colours,
-    legend_right,
+    grouped_bars_figure,
     new_figure,
     rotate_ticks,
+    unit_square_axes,
 )
 from kerascv_emotion.reporting.tables import (
     NA,
@@ -239,29 +240,6 @@ def f1_heatmap_figure(classes: Sequence[str], models: Sequence[str], values: np.
     return fig
 
 
-def grouped_bars_figure(labels: Sequence[str], models: Sequence[str], values: np.ndarray, xlabel: str, ylabel: str,
-                        title: str, ylim: tuple[float, float] | None = (0.0, 1.0)) -> Figure:
-    """Bars of ``values`` (len(labels) x M models), grouped by label, one colour per model;
-    undefined (NaN) values are marked n/a."""
-    fig = new_figure(max(7.0, 1.5 + 0.35 * len(labels) * len(models)), 4.8)
-    ax = fig.add_subplot()
-    width = 0.8 / len(models)
-    positions = np.arange(len(labels))
-    for m, (model, colour) in enumerate(zip(models, colours(len(models)), strict=True)):
-        xs = positions + (m - (len(models) - 1) / 2) * width
-        ax.bar(xs, np.nan_to_num(values[:, m]), width, color=colour, label=model)
-        for x in xs[np.isnan(values[:, m])]:
-            ax.text(x, 0.0, NA, rotation=90, ha="center", va="bottom", fontsize=7)
-    rotate_ticks(ax, labels, "x")
-    ax.set(xlabel=xlabel, ylabel=ylabel)
-    if ylim is not None:
-        ax.set_ylim(*ylim)
-    ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(title)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(models), 4), fontsize=8, frameon=False)
-    return fig
-
-
 def macro_roc_overlay_figure(entries: Sequence[_Entry], title: str = "Macro-average ROC curves") -> Figure:
     """Each run's macro-average one-vs-rest ROC curve (macro AUC from its metrics JSON) and chance."""
     fig = new_figure(8.5, 5.6)
@@ -275,11 +253,7 @@ def macro_roc_overlay_figure(entries: Sequence[_Entry], title: str = "Macro-aver
         else:
             ax.plot(*curve, color=colour, linewidth=1.8, label=label)
     ax.plot([0, 1], [0, 1], color="0.6", linewidth=1.0, label="chance (AUC 0.5)")
-    ax.set_box_aspect(1)
-    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="false positive rate",
-           ylabel="true positive rate", title=title)
-    ax.grid(alpha=0.3)
-    legend_right(ax)
+    unit_square_axes(ax, "false positive rate", "true positive rate", title)
     return fig
 
 
