@@ -440,7 +440,7 @@ def test_reporting_imports_stay_light() -> None:
     allowed = {"numpy", "matplotlib", "sklearn", "kerascv_emotion"}
     allowed_own = ("kerascv_emotion.errors", "kerascv_emotion.io", "kerascv_emotion.tasks", "kerascv_emotion.reporting")
     package = Path(kerascv_emotion.reporting.__file__).parent
-    for source in package.glob("*.py"):
+    for source in package.rglob("*.py"):
         for node in ast.walk(ast.parse(source.read_text())):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]

@@ -6,20 +6,22 @@ AP values in legends are read from the metrics JSON so that figures and tables a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from kerascv_emotion.reporting.figures import (
     colours,
-    legend_right,
+    grouped_bars_figure,
     new_figure,
     rotate_ticks,
     table_figure,
+    unit_square_axes,
 )
 from kerascv_emotion.reporting.tables import (
     NA,
@@ -31,6 +33,7 @@ from kerascv_emotion.reporting.tables import (
 )
 
 FPR_GRID = np.linspace(0.0, 1.0, 201)
+Points = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]  # (truth, score) -> curve x, y
 
 
 def _defined(y_true: np.ndarray, class_id: int) -> bool:
@@ -39,14 +42,25 @@ def _defined(y_true: np.ndarray, class_id: int) -> bool:
     return 0 < positives < len(y_true)
 
 
+def _roc_points(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False and true positive rates of ``score`` ``(N,)`` for the boolean ``truth`` ``(N,)``."""
+    fpr, tpr, _ = roc_curve(truth, score)
+    return fpr, tpr
+
+
+def _precision_recall_points(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Recall and precision (x then y) of ``score`` ``(N,)`` for the boolean ``truth`` ``(N,)``."""
+    precision, recall, _ = precision_recall_curve(truth, score)
+    return recall, precision
+
+
 def macro_roc_curve(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Macro-average one-vs-rest ROC: the mean TPR of the defined classes interpolated on
     :data:`FPR_GRID` (both (201,)); ``None`` when no class has positives and negatives."""
     curves = []
     for class_id in range(y_prob.shape[1]):
         if _defined(y_true, class_id):
-            fpr, tpr, _ = roc_curve(y_true == class_id, y_prob[:, class_id])
-            curves.append(np.interp(FPR_GRID, fpr, tpr))
+            curves.append(np.interp(FPR_GRID, *_roc_points(y_true == class_id, y_prob[:, class_id])))
     if not curves:
         return None
     mean = np.mean(curves, axis=0)
@@ -54,59 +68,53 @@ def macro_roc_curve(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[np.ndarray,
     return FPR_GRID, mean
 
 
+def _class_curves(ax: Axes, y_true: np.ndarray, y_prob: np.ndarray, metrics: Mapping[str, Any], *,
+                  score_key: str, score_label: str, points: Points,
+                  drawable: Callable[[np.ndarray, int], bool], missing: str, **style: Any) -> None:
+    """One one-vs-rest curve ``points(y_true == class, y_prob[:, class])`` per class, its score
+    ``per_class[name][score_key]`` from the metrics JSON in the legend; a class that is not
+    ``drawable`` gets only a legend line saying ``missing``."""
+    names = class_names_of(metrics)
+    for class_id, (name, colour) in enumerate(zip(names, colours(len(names)), strict=True)):
+        score = fmt(metrics["per_class"][name].get(score_key))
+        if drawable(y_true, class_id):
+            ax.plot(*points(y_true == class_id, y_prob[:, class_id]), color=colour, linewidth=1.3,
+                    label=f"{name} ({score_label} {score})", **style)
+        else:
+            ax.plot([], [], color=colour, label=f"{name} ({score_label} {NA}, {missing})")
+
+
 def roc_figure(y_true: np.ndarray, y_prob: np.ndarray, metrics: Mapping[str, Any],
                title: str = "ROC curves (one-vs-rest)") -> Figure:
     """One-vs-rest ROC per class (AUC in the legend), micro and macro averages and the
     chance diagonal. Classes without positives or negatives are listed as n/a."""
-    names = class_names_of(metrics)
     y_true = np.asarray(y_true).astype(int)
     fig = new_figure(9.5, 5.6)
     ax = fig.add_subplot()
-    for class_id, (name, colour) in enumerate(zip(names, colours(len(names)), strict=True)):
-        auc = fmt(metrics["per_class"][name].get("roc_auc"))
-        if _defined(y_true, class_id):
-            fpr, tpr, _ = roc_curve(y_true == class_id, y_prob[:, class_id])
-            ax.plot(fpr, tpr, color=colour, linewidth=1.3, label=f"{name} (AUC {auc})")
-        else:
-            ax.plot([], [], color=colour, label=f"{name} (AUC {NA}, see notes)")
-    onehot = np.eye(len(names))[y_true]
-    fpr, tpr, _ = roc_curve(onehot.ravel(), y_prob.ravel())
-    ax.plot(fpr, tpr, color="black", linestyle=":", linewidth=2.2,
+    _class_curves(ax, y_true, y_prob, metrics, score_key="roc_auc", score_label="AUC", points=_roc_points,
+                  drawable=_defined, missing="see notes")
+    onehot = np.eye(len(class_names_of(metrics)))[y_true]
+    ax.plot(*_roc_points(onehot.ravel(), y_prob.ravel()), color="black", linestyle=":", linewidth=2.2,
             label=f"micro-average (AUC {fmt(metrics.get('roc_auc_micro'))})")
     macro = macro_roc_curve(y_true, y_prob)
     if macro is not None:
         ax.plot(*macro, color="0.35", linestyle="--", linewidth=2.2,
                 label=f"macro-average (AUC {fmt(metrics.get('roc_auc_macro'))})")
     ax.plot([0, 1], [0, 1], color="0.6", linewidth=1.0, label="chance (AUC 0.5)")
-    ax.set_box_aspect(1)
-    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01),
-           xlabel="false positive rate (1 - specificity)", ylabel="true positive rate (sensitivity)",
-           title=title)
-    ax.grid(alpha=0.3)
-    legend_right(ax)
+    unit_square_axes(ax, "false positive rate (1 - specificity)", "true positive rate (sensitivity)", title)
     return fig
 
 
 def precision_recall_figure(y_true: np.ndarray, y_prob: np.ndarray, metrics: Mapping[str, Any],
                             title: str = "Precision-recall curves (one-vs-rest)") -> Figure:
     """Precision against recall per class, average precision (AP) in the legend."""
-    names = class_names_of(metrics)
     y_true = np.asarray(y_true).astype(int)
     fig = new_figure(9.5, 5.6)
     ax = fig.add_subplot()
-    for class_id, (name, colour) in enumerate(zip(names, colours(len(names)), strict=True)):
-        ap = fmt(metrics["per_class"][name].get("average_precision"))
-        if np.any(y_true == class_id):
-            precision, recall, _ = precision_recall_curve(y_true == class_id, y_prob[:, class_id])
-            ax.plot(recall, precision, color=colour, linewidth=1.3, drawstyle="steps-post",
-                    label=f"{name} (AP {ap})")
-        else:
-            ax.plot([], [], color=colour, label=f"{name} (AP {NA}, no positives)")
-    ax.set_box_aspect(1)
-    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.05), xlabel="recall (sensitivity)",
-           ylabel="precision", title=title)
-    ax.grid(alpha=0.3)
-    legend_right(ax)
+    _class_curves(ax, y_true, y_prob, metrics, score_key="average_precision", score_label="AP",
+                  points=_precision_recall_points, drawable=lambda y, c: bool(np.any(y == c)),
+                  missing="no positives", drawstyle="steps-post")
+    unit_square_axes(ax, "recall (sensitivity)", "precision", title, ymax=1.05)
     return fig
 
 
@@ -160,21 +168,6 @@ def classification_report_figure(metrics: Mapping[str, Any], title: str = "Class
 def per_class_bars_figure(metrics: Mapping[str, Any], title: str = "Per-class precision, recall and F1") -> Figure:
     """Grouped bars of precision, recall and F1 per class; undefined values marked n/a."""
     names = class_names_of(metrics)
-    keys = ("precision", "recall", "f1")
-    fig = new_figure(max(7.0, 1.0 + 0.9 * len(names)), 4.8)
-    ax = fig.add_subplot()
-    width = 0.8 / len(keys)
-    positions = np.arange(len(names))
-    for offset, (key, colour) in enumerate(zip(keys, colours(len(keys)), strict=True)):
-        values = np.array([as_float(metrics["per_class"][name].get(key)) for name in names])
-        xs = positions + (offset - 1) * width
-        ax.bar(xs, np.nan_to_num(values), width, color=colour, label=key if key != "f1" else "F1")
-        for x, value in zip(xs, values, strict=True):
-            if np.isnan(value):
-                ax.text(x, 0.02, NA, rotation=90, ha="center", va="bottom", fontsize=7)
-    rotate_ticks(ax, names, "x")
-    ax.set(ylim=(0.0, 1.0), xlabel="class", ylabel="score")
-    fig.suptitle(title)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)
-    return fig
+    values = np.array([[as_float(metrics["per_class"][name].get(key)) for key in ("precision", "recall", "f1")]
+                       for name in names])
+    return grouped_bars_figure(names, ["precision", "recall", "F1"], values, "class", "score", title)

@@ -1,4 +1,5 @@
-"""Figure plumbing shared by every report figure: Agg canvases, saving, colours.
+"""Figure plumbing shared by every report figure (Agg canvases, saving, colours, legends,
+unit-square curve axes) and the figures drawn alike in several reports (grouped bars, tables).
 
 Figures are built on :class:`matplotlib.figure.Figure` with an explicit
 :class:`~matplotlib.backends.backend_agg.FigureCanvasAgg` (the Agg backend, set per
@@ -11,12 +12,14 @@ import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.io import atomic_open, atomic_path
+from kerascv_emotion.reporting.tables import NA
 
 DPI = 100
 FORMATS = ("png", "svg", "pdf")
@@ -83,6 +86,15 @@ def legend_right(ax: Axes) -> None:
     ax.figure.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize=8, frameon=False)
 
 
+def unit_square_axes(ax: Axes, xlabel: str, ylabel: str, title: str, ymax: float = 1.01) -> None:
+    """Finish axes of curves in [0, 1] x [0, 1] (ROC, precision-recall): square, a small
+    margin (y up to ``ymax``), a grid and the legend right of the plot."""
+    ax.set_box_aspect(1)
+    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, ymax), xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    legend_right(ax)
+
+
 class OutputWriter:
     """Writes a report's files atomically under ``out_dir``; keeps each figure's PNG bytes
     (with its caption) for the HTML page."""
@@ -127,4 +139,27 @@ def table_figure(headers: Sequence[str], rows: Sequence[tuple[str, Sequence[str]
         if col == 0:
             cell.set_text_props(ha="left")
             cell.PAD = 0.03
+    return fig
+
+
+def grouped_bars_figure(labels: Sequence[str], models: Sequence[str], values: np.ndarray, xlabel: str, ylabel: str,
+                        title: str, ylim: tuple[float, float] | None = (0.0, 1.0)) -> Figure:
+    """Bars of ``values`` (len(labels) x M series, e.g. models or scores), grouped by label,
+    one colour per series; undefined (NaN) values are marked n/a."""
+    fig = new_figure(max(7.0, 1.5 + 0.35 * len(labels) * len(models)), 4.8)
+    ax = fig.add_subplot()
+    width = 0.8 / len(models)
+    positions = np.arange(len(labels))
+    for m, (model, colour) in enumerate(zip(models, colours(len(models)), strict=True)):
+        xs = positions + (m - (len(models) - 1) / 2) * width
+        ax.bar(xs, np.nan_to_num(values[:, m]), width, color=colour, label=model)
+        for x in xs[np.isnan(values[:, m])]:
+            ax.text(x, 0.0, NA, rotation=90, ha="center", va="bottom", fontsize=7)
+    rotate_ticks(ax, labels, "x")
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(models), 4), fontsize=8, frameon=False)
     return fig
