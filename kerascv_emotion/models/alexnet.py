@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from kerascv_emotion.models.blocks import paper_network
+from kerascv_emotion.models.blocks import PAPER_DROPOUT, PAPER_POOL_DROPOUT, paper_network
 from kerascv_emotion.models.registry import register_model
 
 # (filters, kernel size) of the five conv blocks.
@@ -16,8 +16,8 @@ def alexnet(
     input_shape: tuple[int, int, int],
     num_classes: int,
     head: str,
-    dropout: float = 0.5,
-    pool_dropout_rate: float = 0.2,
+    dropout: float = PAPER_DROPOUT,
+    pool_dropout_rate: float = PAPER_POOL_DROPOUT,
 ) -> keras.Model:
     """Five conv blocks (9x9x16, 7x7x32, 5x5x64, 3x3x128, 3x3x128), each ``block<N>_conv``
     (Conv2D same/no bias -> BN -> ReLU) followed by a 2x2 max-pool and

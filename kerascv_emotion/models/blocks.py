@@ -35,6 +35,13 @@ default (0.99) leaves the moving statistics near their initial values after the 
 steps a small data set gives, so inference-mode predictions collapse onto one class. 0.9 (the
 PyTorch default) settles within ~50 steps and changes no parameter count."""
 
+PAPER_DROPOUT = 0.5
+"""Hewitt & Gunes' Dropout rate in the dense head of alexnet and vgg."""
+
+PAPER_POOL_DROPOUT = 0.2
+"""Hewitt & Gunes' GaussianDropout rate after every pool of alexnet and vgg."""
+
+
 def _is_int(value: object) -> bool:
     """True for Python/numpy integers, False for bools and everything else."""
     return isinstance(value, Integral) and not isinstance(value, bool)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from kerascv_emotion.models.blocks import paper_network
+from kerascv_emotion.models.blocks import PAPER_DROPOUT, PAPER_POOL_DROPOUT, paper_network
 from kerascv_emotion.models.registry import register_model
 
 # Filters of the five blocks; each block holds two 3x3 convs.
@@ -16,8 +16,8 @@ def vgg(
     input_shape: tuple[int, int, int],
     num_classes: int,
     head: str,
-    dropout: float = 0.5,
-    pool_dropout_rate: float = 0.2,
+    dropout: float = PAPER_DROPOUT,
+    pool_dropout_rate: float = PAPER_POOL_DROPOUT,
 ) -> keras.Model:
     """Five blocks of two 3x3 convs (``block<N>_conv1``, ``block<N>_conv2``: Conv2D same/no bias
     -> BN -> ReLU) at widths 16, 32, 64, 128, 128, each pair followed by a 2x2 max-pool and

@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from kerascv_emotion.data.index import DatasetIndex, IndexRecord, assign_splits, check_fractions, meta_path
+from kerascv_emotion.data.index import (
+    DatasetIndex,
+    IndexRecord,
+    assign_splits,
+    check_fractions,
+    meta_path,
+)
 from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.io import atomic_path
 
