@@ -149,3 +149,19 @@ def test_bad_settings_raise_config_error(tmp_path: Path, call, match: str) -> No
     with pytest.raises(ConfigError, match=match):
         call(tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_synth_cli_defaults_are_the_generators() -> None:
+    """`kerascv-emotion synth` shows the generators' defaults, which faces and X-rays share."""
+    import inspect
+
+    from click.testing import CliRunner
+
+    from kerascv_emotion.cli import main
+
+    faces = inspect.signature(synthetic.generate_faces).parameters
+    xrays = inspect.signature(synthetic.generate_xrays).parameters
+    help_text = CliRunner().invoke(main, ["synth", "--help"], terminal_width=200).output
+    for name in ("per_class", "size", "seed", "val_fraction", "test_fraction"):
+        assert faces[name].default == xrays[name].default, name
+        assert f"--{name.replace('_', '-')}" in help_text and f"[default: {faces[name].default}]" in help_text, name
