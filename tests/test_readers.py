@@ -96,6 +96,7 @@ def test_split_option_defaults_have_one_home() -> None:
     source = schema["properties"]["datasets"]["additionalProperties"]["properties"]["source"]["properties"]
     for name in ("val_fraction", "test_fraction", "seed"):
         assert cli[name] == source[name]["default"] == getattr(SplitOptions, name), name
+    assert cli["fmt"] == source["format"]["default"]
 
 
 # --- FER2013 -----------------------------------------------------------------------------

@@ -152,9 +152,11 @@ def test_bad_settings_raise_config_error(tmp_path: Path, call, match: str) -> No
 
 
 def test_synth_cli_defaults_are_the_generators() -> None:
-    """`kerascv-emotion synth` shows the generators' defaults, which faces and X-rays share."""
+    """`kerascv-emotion synth` and the workflow schema's `synthetic` show the generators'
+    defaults, which faces and X-rays share."""
     import inspect
 
+    import yaml
     from click.testing import CliRunner
 
     from kerascv_emotion.cli import main
@@ -162,6 +164,11 @@ def test_synth_cli_defaults_are_the_generators() -> None:
     faces = inspect.signature(synthetic.generate_faces).parameters
     xrays = inspect.signature(synthetic.generate_xrays).parameters
     help_text = CliRunner().invoke(main, ["synth", "--help"], terminal_width=200).output
+    schema_path = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+    schema = yaml.safe_load(schema_path.read_text())
+    in_workflow = schema["properties"]["datasets"]["additionalProperties"]["properties"]["synthetic"]["properties"]
     for name in ("per_class", "size", "seed", "val_fraction", "test_fraction"):
         assert faces[name].default == xrays[name].default, name
         assert f"--{name.replace('_', '-')}" in help_text and f"[default: {faces[name].default}]" in help_text, name
+        if name in in_workflow:
+            assert in_workflow[name]["default"] == faces[name].default, name

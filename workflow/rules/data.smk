@@ -1,17 +1,18 @@
+# dataset keys -> `synth` / `index` options; an absent key passes no option (the CLI's default)
+SYNTH_FLAGS = {"per_class": "--per-class", "size": "--size", "seed": "--seed", "viral_pneumonia": "--viral-pneumonia"}
+SOURCE_FLAGS = {"format": "--format", "val_fraction": "--val-fraction", "test_fraction": "--test-fraction",
+                "seed": "--seed"}
+
+
 def _data_command(wildcards, output):
     ds = dataset(wildcards)
     out_dir = Path(output.index).parent
     if "synthetic" in ds:
         s = ds["synthetic"]
-        flag = " --viral-pneumonia" if s.get("viral_pneumonia") else ""
-        return (f"{CLI} synth {s['kind']} {shlex.quote(str(out_dir))} --per-class {s.get('per_class', 100)} "
-                f"--size {s.get('size', 64)} --seed {s.get('seed', 0)}{flag}")
+        return f"{CLI} synth {s['kind']} {shlex.quote(str(out_dir))} {flags(s, SYNTH_FLAGS)}".strip()
     src = ds["source"]
     root = src["root"].format(data_root=config.get("data_root", "."))
-    parts = [f"{CLI} index {shlex.quote(root)} --out {shlex.quote(output.index)}",
-             f"--format {src.get('format', 'folders')}",
-             f"--val-fraction {src.get('val_fraction', 0.1)} --test-fraction {src.get('test_fraction', 0.1)}",
-             f"--seed {src.get('seed', 0)}"]
+    parts = [f"{CLI} index {shlex.quote(root)} --out {shlex.quote(output.index)}", flags(src, SOURCE_FLAGS).strip()]
     if src.get("classes"):
         parts.append(f"--classes {shlex.quote(','.join(src['classes']))}")
     for old, new in src.get("class_map", {}).items():
