@@ -72,7 +72,7 @@ def _images(config: dict[str, Any], split: str) -> tuple[np.ndarray, np.ndarray]
 
     index = Path(config["index"])
     cached = load_split(index, split, int(config["image_size"]), int(config["channels"]),
-                        cache_dir=Path(config["cache_dir"]) if config.get("cache_dir") else index.parent / ".cache",
+                        cache_dir=config.get("cache_dir"),
                         on_bad_image="skip", max_pixels=config.get("max_pixels"), progress=False)
     return cached.images, np.asarray(cached.label_ids)
 

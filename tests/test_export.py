@@ -70,3 +70,17 @@ def test_unsupported_quantisation_is_a_one_line_error(tiny_run: Path, tmp_path: 
     result = CliRunner().invoke(main, ["export", str(tiny_run), "--format", "onnx", "--quantize", "int8",
                                        "--out", str(tmp_path)])
     assert result.exit_code == 1 and "litert only" in result.output and not (tmp_path / "export.json").exists()
+
+
+@pytest.mark.slow
+def test_export_reads_images_from_the_configured_cache(tiny_run: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The validation (and calibration) images come from the cache folder every command uses:
+    ``$KERASCV_EMOTION_CACHE`` when set and the run recorded no ``cache_dir``."""
+    from kerascv_emotion.data.cache import CACHE_ENV
+
+    cache = tmp_path / "env-cache"
+    monkeypatch.setenv(CACHE_ENV, str(cache))
+    report = export_run(tiny_run, "litert", out_dir=tmp_path / "litert")
+    assert report["passed"] is True
+    assert sorted(p.suffix for p in cache.glob("*val*")) == [".json", ".npy"]
