@@ -5,7 +5,6 @@ Registered on the main group by importing this module (the last lines of ``cli.p
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import click
@@ -13,10 +12,7 @@ import click
 from kerascv_emotion.cli import _split_pairs, main
 from kerascv_emotion.data import synthetic
 from kerascv_emotion.data.index import SplitOptions
-
-# the generators' own defaults (faces and X-rays share them; a test checks)
-_SYNTH_DEFAULTS = {name: parameter.default for name, parameter
-                   in inspect.signature(synthetic.generate_faces).parameters.items()}
+from kerascv_emotion.data.synthetic import writer as synthetic_defaults
 
 
 def _parse_class_map(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -26,12 +22,12 @@ def _parse_class_map(pairs: tuple[str, ...]) -> dict[str, str]:
 @main.command()
 @click.argument("kind", type=click.Choice(["faces", "xrays"]))
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--per-class", default=_SYNTH_DEFAULTS["per_class"], show_default=True, help="Images per class.")
-@click.option("--size", default=_SYNTH_DEFAULTS["size"], show_default=True, help="Image side in pixels.")
-@click.option("--seed", default=_SYNTH_DEFAULTS["seed"], show_default=True)
+@click.option("--per-class", default=synthetic_defaults.PER_CLASS, show_default=True, help="Images per class.")
+@click.option("--size", default=synthetic_defaults.SIZE, show_default=True, help="Image side in pixels.")
+@click.option("--seed", default=synthetic_defaults.SEED, show_default=True)
 @click.option("--viral-pneumonia", is_flag=True, help="xrays: add the viral_pneumonia class.")
-@click.option("--val-fraction", default=_SYNTH_DEFAULTS["val_fraction"], show_default=True)
-@click.option("--test-fraction", default=_SYNTH_DEFAULTS["test_fraction"], show_default=True)
+@click.option("--val-fraction", default=synthetic_defaults.VAL_FRACTION, show_default=True)
+@click.option("--test-fraction", default=synthetic_defaults.TEST_FRACTION, show_default=True)
 def synth(kind: str, out: Path, per_class: int, size: int, seed: int, viral_pneumonia: bool,
           val_fraction: float, test_fraction: float) -> None:
     """Generate the built-in offline data set KIND into OUT (images + OUT/index.csv)."""
@@ -39,7 +35,7 @@ def synth(kind: str, out: Path, per_class: int, size: int, seed: int, viral_pneu
         index = synthetic.generate_faces(out, per_class=per_class, size=size, seed=seed,
                                          val_fraction=val_fraction, test_fraction=test_fraction)
     else:
-        classes = ("normal", "covid", "viral_pneumonia") if viral_pneumonia else ("normal", "covid")
+        classes = synthetic.XRAY_CLASSES if viral_pneumonia else synthetic.XRAY_CLASSES[:2]
         index = synthetic.generate_xrays(out, per_class=per_class, size=size, seed=seed, classes=classes,
                                          val_fraction=val_fraction, test_fraction=test_fraction)
     click.echo(f"wrote {len(index)} images of {index.num_classes} classes and {out / 'index.csv'}")

@@ -13,7 +13,15 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from kerascv_emotion.data.index import DatasetIndex
-from kerascv_emotion.data.synthetic.writer import check_settings, write_dataset
+from kerascv_emotion.data.synthetic.writer import (
+    PER_CLASS,
+    SEED,
+    SIZE,
+    TEST_FRACTION,
+    VAL_FRACTION,
+    check_settings,
+    write_dataset,
+)
 
 FACE_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
@@ -325,11 +333,11 @@ def _render_face(label: str, rng: np.random.Generator, size: int) -> tuple[Image
 
 def generate_faces(
     out_dir: str | os.PathLike,
-    per_class: int = 100,
-    size: int = 64,
-    seed: int = 0,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
+    per_class: int = PER_CLASS,
+    size: int = SIZE,
+    seed: int = SEED,
+    val_fraction: float = VAL_FRACTION,
+    test_fraction: float = TEST_FRACTION,
 ) -> DatasetIndex:
     """Draw ``per_class`` RGB faces of ``size x size`` px for each of the 8 AffectNet classes.
 

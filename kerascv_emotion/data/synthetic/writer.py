@@ -21,6 +21,13 @@ from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.io import atomic_path
 
 _MIN_SIZE = 16
+
+# the defaults of both generators (and of `kerascv-emotion synth`)
+PER_CLASS = 100
+SIZE = 64
+SEED = 0
+VAL_FRACTION = 0.15
+TEST_FRACTION = 0.15
 _STREAM = {"faces": 0, "xrays": 1}
 
 

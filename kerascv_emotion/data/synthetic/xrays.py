@@ -11,7 +11,15 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from kerascv_emotion.data.index import DatasetIndex
-from kerascv_emotion.data.synthetic.writer import check_settings, write_dataset
+from kerascv_emotion.data.synthetic.writer import (
+    PER_CLASS,
+    SEED,
+    SIZE,
+    TEST_FRACTION,
+    VAL_FRACTION,
+    check_settings,
+    write_dataset,
+)
 from kerascv_emotion.errors import ConfigError
 
 XRAY_CLASSES = ("normal", "covid", "viral_pneumonia")
@@ -201,12 +209,12 @@ def _render_xray(label: str, rng: np.random.Generator, size: int) -> Image.Image
 
 def generate_xrays(
     out_dir: str | os.PathLike,
-    per_class: int = 100,
-    size: int = 64,
-    seed: int = 0,
-    classes: Sequence[str] = ("normal", "covid"),
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
+    per_class: int = PER_CLASS,
+    size: int = SIZE,
+    seed: int = SEED,
+    classes: Sequence[str] = XRAY_CLASSES[:2],
+    val_fraction: float = VAL_FRACTION,
+    test_fraction: float = TEST_FRACTION,
 ) -> DatasetIndex:
     """Draw ``per_class`` grayscale (``L``) chest X-rays of ``size x size`` px per class.
 
