@@ -9,6 +9,10 @@ Named pipelines (all work on uint8 ``(H, W, C)`` images and keep their shape, ex
 * ``covid_paper`` -- Reshi et al. (2021): each call returns one of exactly five variants,
   uniformly: the original, its horizontal mirror, or the original rotated by exactly
   90, 180 or 270 degrees counter-clockwise.
+* ``crop_erase`` -- for small face crops (FER2013's 48 px; after Khaireddin & Chen 2021): a
+  random crop of 80-100 % of the side resized back (an affine zoom of 1-1.25 with a +-10 %
+  shift and +-10 degrees), horizontal flip (p=0.5) and random erasing (Zhong et al. 2020: one
+  rectangle of 10-40 % of each side filled with noise, p=0.5).
 * ``light`` -- mirror (p=0.5), small affine (+-10 degrees, +-5% shift, 0.95-1.05 zoom;
   p=0.5) and +-10% brightness/contrast (p=0.5).
 * ``none`` -- no augmentation (``get_augmentation`` returns None).
@@ -73,9 +77,22 @@ def _light() -> A.Compose:
     ])
 
 
+def _crop_erase() -> A.Compose:
+    return A.Compose([
+        A.Affine(
+            scale=(1.0, 1.25), rotate=(-10, 10), translate_percent={"x": (-0.1, 0.1), "y": (-0.1, 0.1)},
+            border_mode=cv2.BORDER_REPLICATE, p=1.0,
+        ),
+        A.HorizontalFlip(p=0.5),
+        A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(0.1, 0.4), hole_width_range=(0.1, 0.4),
+                        fill="random_uniform", p=0.5),
+    ])
+
+
 _NAMED: dict[str, Callable[[], A.Compose] | None] = {
     "paper_face": _paper_face,
     "covid_paper": _covid_paper,
+    "crop_erase": _crop_erase,
     "light": _light,
     "none": None,
 }
@@ -179,3 +196,39 @@ def get_augmentation(spec: AugmentSpec, seed: int | None = None) -> A.Compose | 
     if aug is not None and seed is not None:
         seed_augmentation(aug, seed)
     return aug
+
+
+def mix_batch(images: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None, rng: np.random.Generator,
+              mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Mix a batch with a shuffled copy of itself: mixup (Zhang et al. 2018) or cutmix (Yun et
+    al. 2019), one ``lam ~ Beta(alpha, alpha)`` per batch; with both alphas > 0 each batch draws
+    one of the two with p=0.5; with both 0 the batch is returned unchanged.
+
+    ``images`` uint8 ``(B, H, W, C)``; ``y`` float32 ``(B, K)`` one-hot (or soft) labels or
+    ``(B, 2)`` regression targets; ``sample_weight`` float32 ``(B,)`` or None. The targets and
+    weights are mixed with the weight each source image has in the result (for cutmix the
+    pasted box's exact area), so one-hot rows keep summing to 1. Mixed uint8 pixels are rounded.
+    """
+    methods = [m for m, alpha in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if alpha > 0]
+    if not methods or len(images) < 2:
+        return images, y, sample_weight
+    method = methods[int(rng.integers(len(methods)))]
+    partner = rng.permutation(len(images))
+    if method == "mixup":
+        lam = float(rng.beta(mixup_alpha, mixup_alpha))
+        mixed = lam * images.astype(np.float32) + (1.0 - lam) * images[partner].astype(np.float32)
+        images = np.clip(np.rint(mixed), 0, 255).astype(images.dtype)
+    else:
+        height, width = images.shape[1:3]
+        cut = np.sqrt(1.0 - float(rng.beta(cutmix_alpha, cutmix_alpha)))
+        cy, cx = int(rng.integers(height)), int(rng.integers(width))
+        h, w = int(round(height * cut)), int(round(width * cut))
+        top, bottom = max(cy - h // 2, 0), min(cy + (h - h // 2), height)
+        left, right = max(cx - w // 2, 0), min(cx + (w - w // 2), width)
+        images = images.copy()
+        images[:, top:bottom, left:right] = images[partner, top:bottom, left:right]
+        lam = 1.0 - (bottom - top) * (right - left) / (height * width)
+    y = (lam * y + (1.0 - lam) * y[partner]).astype(np.float32)
+    if sample_weight is not None:
+        sample_weight = (lam * sample_weight + (1.0 - lam) * sample_weight[partner]).astype(np.float32)
+    return images, y, sample_weight

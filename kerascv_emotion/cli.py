@@ -129,7 +129,7 @@ _max_pixels_option = _option(MAX_PIXELS_OPTION, "max_pixels", type=click.IntRang
 # options of both train and tune, each named as its TrainSettings field
 _settings_options = [
     _option("--batch-size", "batch_size", type=click.IntRange(min=1)),
-    _option("--augment", "augment", help="Pipeline name (paper_face, covid_paper, light, none) or a JSON dict."),
+    _option("--augment", "augment", help="Pipeline name (paper_face, crop_erase, covid_paper, light, none) or a JSON dict."),
     _option("--seed", "seed", type=int, help="Seeds Python, NumPy, TensorFlow and Keras."),
     _option("--deterministic", "deterministic", is_flag=True,
             help="TensorFlow op determinism: bit-identical reruns, at a throughput cost."),
@@ -145,6 +145,12 @@ _settings_options = [
     _option("--weight-decay", "weight_decay", type=click.FloatRange(min=0),
             help="Decoupled weight decay (AdamW's; also applied by adam and sgd when > 0)."),
     _option("--label-smoothing", "label_smoothing", type=click.FloatRange(0, 1, max_open=True)),
+    _option("--ema-momentum", "ema_momentum", type=click.FloatRange(0, 1, max_open=True),
+            help="Validate and save a moving average of the weights (Keras's optimizer EMA), e.g. 0.999 (0: off)."),
+    _option("--mixup-alpha", "mixup_alpha", type=click.FloatRange(min=0),
+            help="Mixup of each training batch, lambda ~ Beta(alpha, alpha), e.g. 0.2 (0: off)."),
+    _option("--cutmix-alpha", "cutmix_alpha", type=click.FloatRange(min=0),
+            help="CutMix of each training batch, e.g. 1.0 (0: off; with --mixup-alpha one of the two per batch)."),
     _option("--patience", "patience", type=click.IntRange(min=1), help="EarlyStopping patience (off by default)."),
     _option("--reduce-lr-patience", "reduce_lr_patience", type=click.IntRange(min=1),
             help="ReduceLROnPlateau patience (off by default)."),
@@ -267,7 +273,8 @@ def tune(model: Path, index_path: Path, out: Path, restart: bool, threads: int, 
 @click.option("--bootstrap", default=1000, show_default=True, help="Bootstrap resamples for intervals (0: none).")
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--tta", type=click.Choice(list(TTA_MODES)), default="none", show_default=True,
-              help="Test-time augmentation: hflip averages each image's outputs with its mirror's.")
+              help="Test-time augmentation: hflip averages each image's outputs with its mirror's; "
+                   "crops over five crops and their mirrors.")
 @_max_pixels_option
 @_with(_device_options)
 def evaluate(run: Path, index_path: Path | None, data: Path | None, split: str, bootstrap: int, seed: int,

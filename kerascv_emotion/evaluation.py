@@ -41,24 +41,45 @@ def measure_inference(model: Any, images: np.ndarray, batch_size: int = 32, repe
             "device": device}
 
 
-TTA_MODES = ("none", "hflip")
+TTA_MODES = ("none", "hflip", "crops")
+TTA_CROP_FRACTION = 0.875  # side of each of tta="crops"' five crops, as a fraction of the image's
+
+
+def tta_views(x: np.ndarray, tta: str) -> list[np.ndarray]:
+    """The views of a batch ``x`` (float32 ``(B, H, W, C)``) whose outputs ``tta`` averages,
+    each of ``x``'s shape: ``none`` ``[x]``; ``hflip`` ``x`` and its mirror; ``crops`` the four
+    corner crops and the centre crop (side :data:`TTA_CROP_FRACTION`) resized back to
+    ``(H, W)`` bilinearly, and their mirrors (ten views)."""
+    if tta not in TTA_MODES:
+        raise DataError(f"tta={tta!r} is not one of {list(TTA_MODES)}")
+    if tta == "none":
+        return [x]
+    if tta == "hflip":
+        return [x, x[:, :, ::-1]]
+    import keras
+
+    height, width = x.shape[1:3]
+    ch, cw = max(1, round(height * TTA_CROP_FRACTION)), max(1, round(width * TTA_CROP_FRACTION))
+    corners = [(0, 0), (0, width - cw), (height - ch, 0), (height - ch, width - cw),
+               ((height - ch) // 2, (width - cw) // 2)]
+    crops = [np.asarray(keras.ops.image.resize(x[:, top:top + ch, left:left + cw], (height, width),
+                                               interpolation="bilinear"), dtype=np.float32)
+             for top, left in corners]
+    return crops + [crop[:, :, ::-1] for crop in crops]
 
 
 def predict_outputs(model: Any, batches: Any, tta: str = "none") -> np.ndarray:
     """Model outputs ``(N, K)`` (float64) for every batch of ``batches`` (a PyDataset of
-    ``(x, ...)``, ``x`` float32 ``(B, H, W, C)``), in order.
-
-    ``tta="hflip"``: the mean of the outputs for each image and its horizontal mirror.
+    ``(x, ...)``, ``x`` float32 ``(B, H, W, C)``), in order; with ``tta`` the mean of the
+    outputs of each image's views (:func:`tta_views`).
     """
     if tta not in TTA_MODES:
         raise DataError(f"tta={tta!r} is not one of {list(TTA_MODES)}")
     parts = []
     for i in range(len(batches)):
-        x = np.asarray(batches[i][0])
-        out = np.asarray(model.predict_on_batch(x), dtype=np.float64)
-        if tta == "hflip":
-            out = (out + np.asarray(model.predict_on_batch(x[:, :, ::-1]), dtype=np.float64)) / 2.0
-        parts.append(out)
+        views = tta_views(np.asarray(batches[i][0]), tta)
+        outputs = [np.asarray(model.predict_on_batch(view), dtype=np.float64) for view in views]
+        parts.append(np.mean(outputs, axis=0))
     return np.concatenate(parts)
 
 
@@ -81,7 +102,7 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     index: a new labelled folder (``<class>/*`` or ``test/<class>/*``, classes matched to the
     run's by name, see :func:`~kerascv_emotion.data.folders.labelled_test_index`), evaluated
     as split ``test`` into :func:`eval_dir`; classes it lacks are noted. ``bootstrap`` is the
-    number of bootstrap resamples for confidence intervals (0 to skip). ``tta="hflip"``
+    number of bootstrap resamples for confidence intervals (0 to skip). ``tta`` ("hflip", "crops")
     averages each image's outputs with its mirror's (:func:`predict_outputs`); the metrics are
     then those of the averaged outputs, and ``without_tta`` holds the plain pass's headline
     figures beside them. ``on_bad_image`` and ``max_pixels`` default to the run's own settings.

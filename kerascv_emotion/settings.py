@@ -36,6 +36,9 @@ class TrainSettings:
     warmup_epochs: int = 0
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    ema_momentum: float = 0.0  # weight EMA per step (Keras's optimizer EMA); 0: off, e.g. 0.999
+    mixup_alpha: float = 0.0  # mixup's Beta(alpha, alpha) per batch; 0: off
+    cutmix_alpha: float = 0.0  # cutmix's Beta(alpha, alpha) per batch; 0: off (both on: one per batch)
     class_weight: str | None = "balanced"
     monitor: str | None = None
     patience: int | None = None
@@ -61,6 +64,12 @@ class TrainSettings:
             raise ConfigError("epochs and batch_size must be >= 1 and image_size >= 8")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate={self.learning_rate}: give a positive learning rate")
+        if not 0 <= self.ema_momentum < 1:
+            raise ConfigError(f"ema_momentum={self.ema_momentum}: give 0 (off) or a value in (0, 1), e.g. 0.999")
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            value = getattr(self, name)
+            if not 0 <= value < float("inf"):
+                raise ConfigError(f"{name}={value}: give 0 (off) or a positive Beta parameter, e.g. 0.2 / 1.0")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay={self.weight_decay}: give 0 or a positive decay")
         if not 0 <= self.label_smoothing < 1:

@@ -106,7 +106,9 @@ def _configure_precision(mixed: bool) -> bool:
 def make_optimizer(settings: TrainSettings, learning_rate: float, steps_per_epoch: int, epochs: int) -> Any:
     """The Keras optimizer of ``settings``: Adam (the paper's), AdamW, or SGD with Nesterov
     momentum; a constant rate, or cosine decay to 0 over ``epochs`` after a linear warm-up of
-    ``settings.warmup_epochs`` from 0. ``weight_decay`` is decoupled (Keras's own)."""
+    ``settings.warmup_epochs`` from 0. ``weight_decay`` is decoupled (Keras's own);
+    ``ema_momentum`` > 0 keeps Keras's moving average of the weights (``use_ema``), which
+    :class:`~kerascv_emotion.callbacks.EMAWeights` validates and saves."""
     import keras
 
     rate: Any = learning_rate
@@ -117,11 +119,12 @@ def make_optimizer(settings: TrainSettings, learning_rate: float, steps_per_epoc
             decay_steps=max(1, (epochs - settings.warmup_epochs) * steps_per_epoch),
             warmup_target=learning_rate if warmup else None, warmup_steps=warmup)
     decay = settings.weight_decay or None
+    ema = {"use_ema": True, "ema_momentum": settings.ema_momentum} if settings.ema_momentum else {}
     if settings.optimizer == "sgd":
-        return keras.optimizers.SGD(rate, momentum=SGD_MOMENTUM, nesterov=True, weight_decay=decay)
+        return keras.optimizers.SGD(rate, momentum=SGD_MOMENTUM, nesterov=True, weight_decay=decay, **ema)
     if settings.optimizer == "adamw":
-        return keras.optimizers.AdamW(rate, weight_decay=settings.weight_decay)
-    return keras.optimizers.Adam(rate, weight_decay=decay)
+        return keras.optimizers.AdamW(rate, weight_decay=settings.weight_decay, **ema)
+    return keras.optimizers.Adam(rate, weight_decay=decay, **ema)
 
 
 def compile_model(model: Any, settings: TrainSettings, optimizer: Any) -> None:
@@ -174,7 +177,8 @@ def load_data(settings: TrainSettings) -> TrainData:
         weights = class_weights(train_split.label_ids, index.num_classes)
     train = ImageBatches(train_split, batch_size=settings.batch_size, task=settings.task,
                          augment=settings.augment, shuffle=True, seed=settings.seed,
-                         class_weight=weights, workers=settings.workers)
+                         class_weight=weights, workers=settings.workers,
+                         mixup_alpha=settings.mixup_alpha, cutmix_alpha=settings.cutmix_alpha)
     val = ImageBatches(val_split, batch_size=max(settings.batch_size, 64), task=settings.task,
                        augment=None, shuffle=False, seed=settings.seed, workers=settings.workers)
     return TrainData(
@@ -184,8 +188,13 @@ def load_data(settings: TrainSettings) -> TrainData:
     )
 
 
+EPOCH_SECONDS = "epoch_seconds"  # history column: wall seconds of the epoch, validation and checkpoint included
+
+
 def _epoch_logger(phase: str, monitor: str, verbose: int) -> Any:
-    """One short line per epoch (Keras's own progress bar would print every per-class value)."""
+    """Records each epoch's wall time in its logs (:data:`EPOCH_SECONDS`, so history.csv holds
+    it) and prints one short line per epoch (Keras's own progress bar would print every
+    per-class value)."""
     import time
 
     import keras
@@ -195,13 +204,16 @@ def _epoch_logger(phase: str, monitor: str, verbose: int) -> Any:
             self._start = time.perf_counter()
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            seconds = time.perf_counter() - self._start
+            if logs is not None:
+                logs[EPOCH_SECONDS] = seconds
             if not verbose:
                 return
             logs = logs or {}
             shown = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy", monitor) if k in logs]
             values = " - ".join(f"{k}: {float(logs[k]):.4f}" for k in dict.fromkeys(shown))
             total = self.params.get("epochs", "?")
-            print(f"Epoch {epoch + 1}/{total} [{phase}] {time.perf_counter() - self._start:.1f}s - {values}",
+            print(f"Epoch {epoch + 1}/{total} [{phase}] {seconds:.1f}s - {values}",
                   flush=True)
 
     return EpochLog()
@@ -212,7 +224,9 @@ def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str,
     """Keras's own callbacks behind PerClassMetrics; returns them and the (atomic) ModelCheckpoint.
 
     EpochSeededNoise reseeds the dropout layers per epoch (a resumed run draws the noise an
-    uninterrupted one draws); PreciseBatchNorm (unless ``precise_bn_images`` is 0) comes before
+    uninterrupted one draws); with ``ema_momentum`` EMAWeights swaps the weight EMA in before
+    everything that validates or saves the model and the raw weights back before the resume
+    backup; PreciseBatchNorm (unless ``precise_bn_images`` is 0) comes before
     validation, so validation and the checkpoint see inference-mode statistics; PerClassMetrics
     next, so that every later callback sees its ``val_*`` values.
     ``best_so_far`` (the previous phase's best) is the checkpoint's starting threshold, so
@@ -223,6 +237,7 @@ def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str,
     from kerascv_emotion.callbacks import (
         AtomicBackupAndRestore,
         AtomicModelCheckpoint,
+        EMAWeights,
         EpochSeededNoise,
         PerClassMetrics,
         PreciseBatchNorm,
@@ -233,16 +248,18 @@ def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str,
         work / f"best-{phase}.keras", monitor=monitor, mode=mode, save_best_only=True,
         initial_value_threshold=best_so_far,
     )
-    callbacks: list[Any] = [EpochSeededNoise(settings.seed)]
+    ema = EMAWeights() if settings.ema_momentum else None
+    callbacks: list[Any] = [EpochSeededNoise(settings.seed)] + ([ema.swap_in] if ema else [])
     if settings.precise_bn_images:
         callbacks.append(PreciseBatchNorm(data.train, settings.precise_bn_images))
     callbacks += [
         PerClassMetrics(data.val, class_names=data.output_names, task=settings.task, log_dir=work / phase),
         keras.callbacks.TerminateOnNaN(),
         checkpoint,
+        *([ema.swap_out] if ema else []),
+        _epoch_logger(phase, monitor, verbose),
         keras.callbacks.CSVLogger(str(work / f"history-{phase}.csv"), append=True),
         AtomicBackupAndRestore(work / f"backup-{phase}"),
-        _epoch_logger(phase, monitor, verbose),
     ]
     if settings.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=settings.patience))

@@ -23,8 +23,8 @@ def _run(aug: A.Compose, image: np.ndarray, n: int) -> list[np.ndarray]:
 
 
 def test_names() -> None:
-    assert available_augmentations() == ["covid_paper", "light", "none", "paper_face"]
-    for name in ("paper_face", "covid_paper", "light"):
+    assert available_augmentations() == ["covid_paper", "crop_erase", "light", "none", "paper_face"]
+    for name in ("paper_face", "crop_erase", "covid_paper", "light"):
         aug = get_augmentation(name, seed=0)
         assert isinstance(aug, A.Compose)
         assert aug(image=_img())["image"].shape == (16, 16, 3)

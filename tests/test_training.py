@@ -159,6 +159,9 @@ def test_each_optimizer_and_schedule_trains(optimizer: str, schedule: str, warmu
     ({"warmup_epochs": 1}, "warmup_epochs needs"),
     ({"label_smoothing": 1.0}, "label_smoothing"),
     ({"precise_bn_images": 1}, "precise_bn_images"),
+    ({"ema_momentum": 1.0}, "ema_momentum"),
+    ({"mixup_alpha": -0.1}, "mixup_alpha"),
+    ({"cutmix_alpha": float("inf")}, "cutmix_alpha"),
 ])
 def test_recipe_settings_are_checked(change: dict, words: str) -> None:
     from kerascv_emotion.errors import ConfigError

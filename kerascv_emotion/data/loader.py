@@ -32,7 +32,7 @@ import keras
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
-from kerascv_emotion.augment import AugmentSpec, get_augmentation, seed_augmentation
+from kerascv_emotion.augment import AugmentSpec, get_augmentation, mix_batch, seed_augmentation
 from kerascv_emotion.data.cache import CachedSplit
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.tasks import TASKS
@@ -61,6 +61,11 @@ class ImageBatches(keras.utils.PyDataset):
     float32 ``(B,)`` = ``class_weight[label_id]`` when ``class_weight`` is given.
     ``augment`` is anything :func:`kerascv_emotion.augment.get_augmentation` accepts; it
     must keep the image shape. The last batch of an epoch may be smaller.
+
+    ``mixup_alpha`` / ``cutmix_alpha`` > 0 mix each batch of the training stream
+    (:meth:`as_tf_dataset`) with a shuffled copy of itself (:func:`kerascv_emotion.augment.mix_batch`,
+    drawn from ``SeedSequence([seed, e, b, 1])``); ``batches[i]`` (what PreciseBatchNorm reads)
+    stays unmixed, so BatchNorm statistics are those of real images.
     """
 
     def __init__(
@@ -75,6 +80,8 @@ class ImageBatches(keras.utils.PyDataset):
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
     ) -> None:
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         if task not in TASKS:
@@ -91,6 +98,8 @@ class ImageBatches(keras.utils.PyDataset):
         self.augment = get_augmentation(augment)
         self.shuffle = shuffle
         self.seed = seed
+        self.mixup_alpha = float(mixup_alpha)
+        self.cutmix_alpha = float(cutmix_alpha)
         self.epoch = 0
         self._sample_weight: np.ndarray | None = None
         if class_weight is not None:
@@ -147,9 +156,10 @@ class ImageBatches(keras.utils.PyDataset):
             out[i] = result
         return out
 
-    def batch_arrays(self, epoch: int, index: int) -> tuple[np.ndarray, ...]:
+    def batch_arrays(self, epoch: int, index: int, mix: bool = False) -> tuple[np.ndarray, ...]:
         """Batch ``index`` of ``epoch`` as ``(images, y)`` or ``(images, y, sample_weight)``,
-        ``images`` uint8 ``(B, H, W, C)``; a pure function of ``(seed, epoch, index)``."""
+        ``images`` uint8 ``(B, H, W, C)``; a pure function of ``(seed, epoch, index)``. ``mix``:
+        mixup/cutmix it as the training stream does (no-op when both alphas are 0)."""
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range 0..{len(self) - 1}")
         order = self._epoch_order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
@@ -161,9 +171,11 @@ class ImageBatches(keras.utils.PyDataset):
             y = np.eye(self.cached.num_classes, dtype=np.float32)[labels]
         else:
             y = np.asarray(self.cached.valence_arousal[order], dtype=np.float32)
-        if self._sample_weight is None:
-            return images, y
-        return images, y, self._sample_weight[labels]
+        weights = None if self._sample_weight is None else self._sample_weight[labels]
+        if mix:
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, index, 1]))
+            images, y, weights = mix_batch(images, y, weights, rng, self.mixup_alpha, self.cutmix_alpha)
+        return (images, y) if weights is None else (images, y, weights)
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         images, *rest = self.batch_arrays(self.epoch, index)
@@ -177,7 +189,7 @@ class ImageBatches(keras.utils.PyDataset):
         ahead of the model, so the model waits neither on Python nor on a per-batch hand-over
         (feeding the ``PyDataset`` itself costs ~1.5x the CPU time of in-memory arrays on a
         2-core machine; see benchmarks/README.md). Element ``i`` of epoch ``e`` is
-        ``batch_arrays(e, i)`` with the images scaled to float32 [0, 1]; the first epoch is
+        ``batch_arrays(e, i, mix=True)`` with the images scaled to float32 [0, 1]; the first epoch is
         :attr:`epoch` when iteration starts (``epoch_callback`` sets it to ``fit``'s epoch,
         also after a resume from a backup). Memory: two chunks of uint8 images.
         """
@@ -200,9 +212,9 @@ class ImageBatches(keras.utils.PyDataset):
             indices = range(c * chunk_batches, min((c + 1) * chunk_batches, n_batches))
             if self.workers > 1:
                 with ThreadPoolExecutor(self.workers) as pool:
-                    parts = list(pool.map(lambda b: self.batch_arrays(epoch, b), indices))
+                    parts = list(pool.map(lambda b: self.batch_arrays(epoch, b, mix=True), indices))
             else:
-                parts = [self.batch_arrays(epoch, b) for b in indices]
+                parts = [self.batch_arrays(epoch, b, mix=True) for b in indices]
             return [np.concatenate(column) for column in zip(*parts, strict=True)]
 
         def load(counter: tf.Tensor) -> tuple[tf.Tensor, ...]:

@@ -156,7 +156,8 @@ TRAIN_FLAGS = {"image_size": "--image-size", "channels": "--channels",
                "patience": "--patience", "reduce_lr_patience": "--reduce-lr-patience"}
 RECIPE_FLAGS = {"epochs": "--epochs", "learning_rate": "--lr", "optimizer": "--optimizer", "lr_schedule": "--lr-schedule",
                 "warmup_epochs": "--warmup-epochs", "weight_decay": "--weight-decay",
-                "label_smoothing": "--label-smoothing"}
+                "label_smoothing": "--label-smoothing", "ema_momentum": "--ema-momentum",
+                "mixup_alpha": "--mixup-alpha", "cutmix_alpha": "--cutmix-alpha"}
 TUNE_FLAGS = {"head_epochs": "--head-epochs", "finetune_epochs": "--finetune-epochs",
               "head_lr": "--head-lr",  # head_learning_rate
               "finetune_lr": "--finetune-lr",  # finetune_learning_rate
