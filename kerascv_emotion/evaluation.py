@@ -44,6 +44,16 @@ def measure_inference(model: Any, images: np.ndarray, batch_size: int = 32, repe
 TTA_MODES = ("none", "hflip")
 
 
+def check_finite(outputs: np.ndarray, model_file: str | os.PathLike) -> np.ndarray:
+    """``outputs`` ``(N, K)`` unchanged, or a one-line :class:`DataError` naming ``model_file``
+    when any is NaN or infinite (a model saved from a diverged training)."""
+    bad = ~np.isfinite(outputs).all(axis=tuple(range(1, outputs.ndim)))
+    if bad.any():
+        raise DataError(f"{model_file} gives NaN or infinite outputs for {int(bad.sum())} of {len(outputs)} "
+                        "images: the model is broken (diverged); train it again with a lower learning rate")
+    return outputs
+
+
 def predict_outputs(model: Any, batches: Any, tta: str = "none") -> np.ndarray:
     """Model outputs ``(N, K)`` (float64) for every batch of ``batches`` (a PyDataset of
     ``(x, ...)``, ``x`` float32 ``(B, H, W, C)``), in order.
@@ -122,7 +132,7 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
                         max_pixels=max_pixels or config.get("max_pixels"))
     model = load_model(run_dir / MODEL)
     batches = ImageBatches(cached, batch_size=batch_size, task=task, augment=None, shuffle=False)
-    outputs = predict_outputs(model, batches, tta)
+    outputs = check_finite(predict_outputs(model, batches, tta), run_dir / MODEL)
     plain = predict_outputs(model, batches) if tta != "none" else None
     out_dir = eval_dir(run_dir, split, data)
     arrays: dict[str, Any] = {"paths": np.array(cached.paths, dtype=str)}

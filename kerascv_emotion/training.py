@@ -10,6 +10,7 @@ half ``model.keras``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import platform
@@ -137,6 +138,21 @@ def compile_model(model: Any, settings: TrainSettings, optimizer: Any) -> None:
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
 
+def stream_seed(seed: int, source: Path | None = None) -> int:
+    """The seed of a run's random streams (batch order, augmentation, dropout noise): ``seed``
+    for a model trained from scratch; for a model tuned from the file ``source``, ``seed``
+    mixed with the file's SHA-256. With the bare seed, tune's epoch 0 replayed the very batches
+    and dropout masks that the source run's epoch 0 had fitted the model to, and its history
+    logged a memorised training accuracy (1.0 where the saved model scores 0.25)."""
+    if source is None:
+        return seed
+    digest = hashlib.sha256()
+    with open(source, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return int(np.random.SeedSequence([seed, int(digest.hexdigest()[:16], 16)]).generate_state(1)[0])
+
+
 @dataclass
 class TrainData:
     train: Any
@@ -145,11 +161,13 @@ class TrainData:
     output_names: list[str]
     skipped: list[dict[str, str]]
     counts: dict[str, int]
+    stream_seed: int  # seeds the batches and the dropout noise (:func:`stream_seed`)
 
 
-def load_data(settings: TrainSettings) -> TrainData:
+def load_data(settings: TrainSettings, seed: int | None = None) -> TrainData:
     """Cache and stream the train and val splits of ``settings.index`` (after checking the
-    index and ``settings.monitor``, so that a bad one is refused before any decoding)."""
+    index and ``settings.monitor``, so that a bad one is refused before any decoding); the
+    training batches are drawn from ``seed`` (default ``settings.seed``; see :func:`stream_seed`)."""
     from kerascv_emotion.data.cache import cache_dir_for, load_split
     from kerascv_emotion.data.index import read_index
     from kerascv_emotion.data.loader import ImageBatches, class_weights
@@ -169,18 +187,20 @@ def load_data(settings: TrainSettings) -> TrainData:
                            on_bad_image=settings.on_bad_image, max_pixels=settings.max_pixels)
     if len(train_split.label_ids) == 0 or len(val_split.label_ids) == 0:
         raise DataError(f"index {settings.index}: no usable train or val images after skipping bad files")
+    seed = settings.seed if seed is None else seed
     weights = None
     if settings.task == "classification" and settings.class_weight == "balanced":
         weights = class_weights(train_split.label_ids, index.num_classes)
     train = ImageBatches(train_split, batch_size=settings.batch_size, task=settings.task,
-                         augment=settings.augment, shuffle=True, seed=settings.seed,
+                         augment=settings.augment, shuffle=True, seed=seed,
                          class_weight=weights, workers=settings.workers)
     val = ImageBatches(val_split, batch_size=max(settings.batch_size, 64), task=settings.task,
-                       augment=None, shuffle=False, seed=settings.seed, workers=settings.workers)
+                       augment=None, shuffle=False, seed=seed, workers=settings.workers)
     return TrainData(
         train=train, val=val, class_names=list(index.class_names), output_names=outputs,
         skipped=list(train_split.skipped) + list(val_split.skipped),
         counts={"train": int(len(train_split.label_ids)), "val": int(len(val_split.label_ids))},
+        stream_seed=seed,
     )
 
 
@@ -207,14 +227,19 @@ def _epoch_logger(phase: str, monitor: str, verbose: int) -> Any:
     return EpochLog()
 
 
-def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str,
+RATE_SETTINGS = {"train": "learning_rate", "head": "head_learning_rate", "finetune": "finetune_learning_rate"}
+"""The setting that holds each phase's learning rate (named when a phase diverges)."""
+
+
+def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str, learning_rate: float,
                best_so_far: float | None, verbose: int) -> tuple[list[Any], Any]:
     """Keras's own callbacks behind PerClassMetrics; returns them and the (atomic) ModelCheckpoint.
 
     EpochSeededNoise reseeds the dropout layers per epoch (a resumed run draws the noise an
     uninterrupted one draws); PreciseBatchNorm (unless ``precise_bn_images`` is 0) comes before
     validation, so validation and the checkpoint see inference-mode statistics; PerClassMetrics
-    next, so that every later callback sees its ``val_*`` values.
+    next, so that every later callback sees its ``val_*`` values; StopOnDivergence then ends a
+    phase whose loss is NaN or infinite (naming ``learning_rate``) before anything is saved.
     ``best_so_far`` (the previous phase's best) is the checkpoint's starting threshold, so
     a later phase only replaces the model when it beats every earlier epoch.
     """
@@ -226,6 +251,7 @@ def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str,
         EpochSeededNoise,
         PerClassMetrics,
         PreciseBatchNorm,
+        StopOnDivergence,
     )
 
     monitor, mode = settings.monitor, monitor_mode(settings.monitor)
@@ -233,12 +259,12 @@ def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str,
         work / f"best-{phase}.keras", monitor=monitor, mode=mode, save_best_only=True,
         initial_value_threshold=best_so_far,
     )
-    callbacks: list[Any] = [EpochSeededNoise(settings.seed)]
+    callbacks: list[Any] = [EpochSeededNoise(data.stream_seed)]
     if settings.precise_bn_images:
         callbacks.append(PreciseBatchNorm(data.train, settings.precise_bn_images))
     callbacks += [
         PerClassMetrics(data.val, class_names=data.output_names, task=settings.task, log_dir=work / phase),
-        keras.callbacks.TerminateOnNaN(),
+        StopOnDivergence(f"{RATE_SETTINGS[phase]}={learning_rate:g}"),
         checkpoint,
         keras.callbacks.CSVLogger(str(work / f"history-{phase}.csv"), append=True),
         AtomicBackupAndRestore(work / f"backup-{phase}"),
@@ -260,16 +286,18 @@ class PhaseResult:
     best: float | None       # best monitored value so far (this phase and earlier ones)
 
 
-def fit_phase(model: Any, settings: TrainSettings, data: TrainData, work: Path, phase: str,
+def fit_phase(model: Any, settings: TrainSettings, data: TrainData, work: Path, phase: str, learning_rate: float,
               initial_epoch: int, epochs: int, best_so_far: float | None, verbose: int) -> PhaseResult:
-    """Fit one phase, or skip it when a previous (killed) invocation already finished it."""
+    """Fit one phase at ``learning_rate`` (its optimizer's peak rate), or skip it when a
+    previous (killed) invocation already finished it. A NaN or infinite loss raises
+    :class:`~kerascv_emotion.errors.TrainingDiverged`."""
     done = work / f"{phase}.done.json"
     if done.is_file():
         state = read_json(done)
         return PhaseResult(Path(state["checkpoint"]) if state["checkpoint"] else None, state["best"])
     repair_backup(work / f"backup-{phase}")
     best_so_far = resume_threshold(work, phase, settings.monitor, best_so_far)
-    callbacks, checkpoint = _callbacks(settings, data, work, phase, best_so_far, verbose)
+    callbacks, checkpoint = _callbacks(settings, data, work, phase, learning_rate, best_so_far, verbose)
     # fed through tf.data (a PyDataset costs ~2x the epoch time on CPU); the batches shuffle
     # themselves, seeded per epoch, so Keras must not reorder them again
     model.fit(data.train.as_tf_dataset(), steps_per_epoch=len(data.train), epochs=initial_epoch + epochs,
@@ -320,7 +348,8 @@ def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2,
         model = build_model(settings.arch, input_shape=(settings.image_size, settings.image_size, settings.channels),
                             num_classes=len(data.output_names), head=settings.task, **settings.arch_kwargs)
         compile_model(model, settings, make_optimizer(settings, settings.learning_rate, len(data.train), settings.epochs))
-        result = fit_phase(model, settings, data, work, "train", 0, settings.epochs, None, verbose)
+        result = fit_phase(model, settings, data, work, "train", settings.learning_rate, 0, settings.epochs,
+                           None, verbose)
         finish_run(run_dir, work, result.checkpoint, ["train"], settings, data, model,
                    phases=[{"name": "train", "first_epoch": 0, "epochs": settings.epochs,
                             "learning_rate": settings.learning_rate}])

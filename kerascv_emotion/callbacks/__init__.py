@@ -1,7 +1,8 @@
 """Keras callbacks: :class:`PerClassMetrics` owns validation (per-class metrics every epoch);
 :class:`PreciseBatchNorm` sets inference-mode BatchNorm statistics before it;
 :class:`AtomicModelCheckpoint`, :class:`AtomicBackupAndRestore` and :class:`EpochSeededNoise`
-make a killed run resume to the result an uninterrupted one reaches."""
+make a killed run resume to the result an uninterrupted one reaches; :class:`StopOnDivergence`
+ends a run whose loss became NaN."""
 
 from kerascv_emotion.callbacks.batchnorm import PreciseBatchNorm
 from kerascv_emotion.callbacks.per_class import PerClassMetrics, log_names
@@ -9,7 +10,8 @@ from kerascv_emotion.callbacks.resumable import (
            AtomicBackupAndRestore,
            AtomicModelCheckpoint,
            EpochSeededNoise,
+           StopOnDivergence,
 )
 
 __all__ = ["AtomicBackupAndRestore", "AtomicModelCheckpoint", "EpochSeededNoise", "PerClassMetrics",
-           "PreciseBatchNorm", "log_names"]
+           "PreciseBatchNorm", "StopOnDivergence", "log_names"]

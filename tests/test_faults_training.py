@@ -1,0 +1,181 @@
+"""Faults that once gave a wrong answer with exit status 0 (issue 18): NaN models, tune's
+first epoch, classes without images, a stale image cache. Each row states its input, the
+exit status and the words of the one line it must print, and checks that nothing was lost
+or left behind (no half file, no NaN ``model.keras``, no ``work/`` state)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kerascv_emotion.cli import main
+
+OLD_MODEL = b"the model of an earlier run"
+
+
+def _train_args(index: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "--index", str(index), "--arch", "alexnet", "--image-size", "32", "--epochs", "1",
+            "--batch-size", "4", "--precise-bn-images", "0", "--augment", "none", "--out", str(out), *extra]
+
+
+def _leftovers(folder: Path) -> list[str]:
+    """Hidden temporaries and resume state under ``folder``."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if p.name.startswith(".") or p.name == "work")
+
+
+def _nan_run(run: Path, dest: Path) -> Path:
+    """A copy of the finished ``run`` whose model's weights are all NaN."""
+    from kerascv_emotion.training import load_model
+
+    shutil.copytree(run, dest)
+    model = load_model(dest / "model.keras")
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    model.save(dest / "model.keras")
+    return dest
+
+
+# ---------------------------------------------------------------- CLI cases
+
+
+@dataclass
+class Case:
+    """``setup(tmp_path, data)`` returns the CLI arguments; ``check(tmp_path)`` asserts what must
+    (not) be on disk afterwards. ``data`` holds the ``faces`` index and a finished ``run``."""
+
+    setup: Callable[[Path, dict[str, Path]], list[str]]
+    exit_code: int
+    words: list[str]
+    check: Callable[[Path], None]
+
+
+def _no_run_folder(tmp: Path) -> None:
+    assert not (tmp / "run").exists()
+
+
+def _over_an_earlier_run(tmp: Path, data: dict[str, Path], *extra: str) -> list[str]:
+    (tmp / "run").mkdir()
+    (tmp / "run" / "model.keras").write_bytes(OLD_MODEL)
+    return _train_args(data["faces"], tmp / "run", *extra)
+
+
+def _earlier_model_kept(tmp: Path) -> None:
+    assert (tmp / "run" / "model.keras").read_bytes() == OLD_MODEL
+    assert _leftovers(tmp / "run") == [] and sorted(p.name for p in (tmp / "run").iterdir()) == ["model.keras"]
+
+
+def _nan_predict(tmp: Path, data: dict[str, Path]) -> list[str]:
+    run = _nan_run(data["run"], tmp / "nan")
+    return ["predict", str(run), str(data["faces"].parent / "anger"), "--out", str(tmp / "out" / "p.csv")]
+
+
+def _nan_evaluate(tmp: Path, data: dict[str, Path]) -> list[str]:
+    return ["evaluate", str(_nan_run(data["run"], tmp / "nan")), "--bootstrap", "0"]
+
+
+def _nothing_written(tmp: Path) -> None:
+    assert not (tmp / "out").exists() and not (tmp / "nan" / "eval").exists()
+    assert _leftovers(tmp / "nan") == []
+
+
+CLI_CASES: dict[str, Case] = {
+    # non-finite settings are refused before anything is made
+    "lr_inf": Case(lambda t, d: _train_args(d["faces"], t / "run", "--lr", "inf"), 1,
+                   ["Error:", "learning_rate=inf", "finite positive"], _no_run_folder),
+    "lr_nan": Case(lambda t, d: _train_args(d["faces"], t / "run", "--lr", "nan"), 1,
+                   ["Error:", "learning_rate=nan", "finite positive"], _no_run_folder),
+    "weight_decay_nan": Case(lambda t, d: _train_args(d["faces"], t / "run", "--weight-decay", "nan"), 1,
+                             ["Error:", "weight_decay=nan", "finite"], _no_run_folder),
+    "tune_head_lr_inf": Case(lambda t, d: ["tune", str(d["run"]), "--index", str(d["faces"]), "--out",
+                                           str(t / "run"), "--head-lr", "inf"], 1,
+                             ["Error:", "head_learning_rate=inf", "finite positive"], _no_run_folder),
+    # a diverging run stops at the first NaN loss, exits 1 and keeps no model nor state
+    "diverging_lr": Case(lambda t, d: _train_args(d["faces"], t / "run", "--lr", "1e30"), 1,
+                         ["Error:", "training diverged", "nan", "epoch 1", "learning_rate=1e+30"], _no_run_folder),
+    "diverging_over_earlier_run": Case(lambda t, d: _over_an_earlier_run(t, d, "--lr", "1e30"), 1,
+                                       ["Error:", "training diverged", "learning_rate=1e+30"], _earlier_model_kept),
+    # a NaN model is refused by predict and evaluate, and nothing is written
+    "predict_nan_model": Case(_nan_predict, 1, ["Error:", "model.keras", "NaN or infinite outputs", "6 of 6"],
+                              _nothing_written),
+    "evaluate_nan_model": Case(_nan_evaluate, 1, ["Error:", "model.keras", "NaN or infinite outputs"],
+                               _nothing_written),
+}
+
+
+@pytest.mark.parametrize("name", list(CLI_CASES))
+def test_cli_fault(name: str, tmp_path: Path, tiny_faces: Path, tiny_run: Path) -> None:
+    case = CLI_CASES[name]
+    args = case.setup(tmp_path, {"faces": tiny_faces, "run": tiny_run})
+    result = CliRunner().invoke(main, ["-q", *args])
+    assert result.exit_code == case.exit_code, (result.output, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.output
+    for word in case.words:
+        assert word in errors[0], (word, errors[0])
+    case.check(tmp_path)
+
+
+# ---------------------------------------------------------------- library cases
+
+
+def test_checkpoint_never_saves_a_non_finite_monitor(tmp_path: Path) -> None:
+    """Keras's ModelCheckpoint saves the first epoch whatever its value; ours skips NaN."""
+    import keras
+
+    from kerascv_emotion.callbacks import AtomicModelCheckpoint
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    checkpoint = AtomicModelCheckpoint(tmp_path / "best.keras", monitor="val_macro_f1", mode="max",
+                                       save_best_only=True)
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"val_macro_f1": float("nan")})
+    assert not (tmp_path / "best.keras").exists() and _leftovers(tmp_path) == []
+    checkpoint.on_epoch_end(1, {"val_macro_f1": 0.5})
+    assert (tmp_path / "best.keras").is_file()
+
+
+def test_finish_never_promotes_a_run_without_a_finite_monitor(tmp_path: Path) -> None:
+    from kerascv_emotion import runs
+    from kerascv_emotion.errors import DataError
+
+    work = tmp_path / "run" / "work"
+    work.mkdir(parents=True)
+    (work / "history-train.csv").write_text("epoch,loss,val_macro_f1\n0,nan,nan\n")
+    (work / "best-train.keras").write_bytes(b"a NaN model")
+    with pytest.raises(DataError, match="no epoch had a finite val_macro_f1"):
+        runs.finish(tmp_path / "run", work, work / "best-train.keras", ["train"], {"monitor": "val_macro_f1"},
+                    ["a", "b"], [])
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def _history(run: Path) -> list[dict[str, Any]]:
+    with open(run / "history.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_tune_history_describes_the_model_it_trains(tiny_faces: Path, tmp_path: Path) -> None:
+    """Tune's epoch 0 once replayed the batches and dropout masks its source run's epoch 0 had
+    fitted the model to (one seed for both), and logged a memorised accuracy of 1.0."""
+    from kerascv_emotion.finetune import tune
+    from kerascv_emotion.settings import TrainSettings, TuneSettings
+    from kerascv_emotion.training import stream_seed, train
+
+    plain = {"augment": None, "class_weight": None, "precise_bn_images": 0, "batch_size": 32}
+    base = train(TrainSettings(arch="alexnet", index=str(tiny_faces), image_size=32, epochs=1, **plain),
+                 tmp_path / "base", verbose=0)
+    tuned = tune(TuneSettings.create(str(base), str(tiny_faces), head_epochs=1, finetune_epochs=0, **plain),
+                 tmp_path / "tuned", verbose=0)
+    first = _history(tuned)[0]
+    source = _history(base)[0]
+    assert float(first["accuracy"]) < 0.9 and float(first["loss"]) > 0.5 * float(source["loss"]), (first, source)
+    assert stream_seed(0, base / "model.keras") == stream_seed(0, base / "model.keras") != 0
+    assert stream_seed(0) == 0
