@@ -77,14 +77,17 @@ def _saved_task(model: Any, base_config: dict[str, Any]) -> str:
     return "regression" if model.output_shape[-1] == 2 and linear else "classification"
 
 
-def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2, restart: bool = False) -> Path:
+def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2, restart: bool = False,
+         refresh_cache: bool = False) -> Path:
     """Fine-tune a saved model (``settings.model``: a ``.keras`` file or a run directory).
 
     Phase ``head`` trains only the head (a new one when the task or class count changes)
     at ``head_learning_rate``; phase ``finetune`` unfreezes everything or the last
     ``unfreeze_blocks`` blocks at ``finetune_learning_rate`` with BatchNormalization in
     inference mode. Both phases go into one ``history.csv`` (``phase`` column), so the
-    report's curves show the boundary. ``restart`` as for ``train``. Returns the run directory.
+    report's curves show the boundary. ``restart`` and ``refresh_cache`` as for ``train``.
+    The batches and dropout noise are seeded from the seed and the source model
+    (:func:`~kerascv_emotion.training.stream_seed`). Returns the run directory.
     """
     from kerascv_emotion.models import replace_predictions
 
@@ -102,7 +105,7 @@ def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2, r
     run_dir = Path(out_dir)
     with runs.claim(run_dir, state, restart=restart) as work:
         seed_everything(train_settings.seed, train_settings.deterministic)
-        data = load_data(train_settings, stream_seed(train_settings.seed, model_file))
+        data = load_data(train_settings, stream_seed(train_settings.seed, model_file), refresh_cache)
         num_outputs = len(data.output_names)
         new_head = train_settings.task != old_task or model.output_shape[-1] != num_outputs
         if new_head:

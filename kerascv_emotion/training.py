@@ -164,10 +164,11 @@ class TrainData:
     stream_seed: int  # seeds the batches and the dropout noise (:func:`stream_seed`)
 
 
-def load_data(settings: TrainSettings, seed: int | None = None) -> TrainData:
+def load_data(settings: TrainSettings, seed: int | None = None, refresh_cache: bool = False) -> TrainData:
     """Cache and stream the train and val splits of ``settings.index`` (after checking the
     index and ``settings.monitor``, so that a bad one is refused before any decoding); the
-    training batches are drawn from ``seed`` (default ``settings.seed``; see :func:`stream_seed`)."""
+    training batches are drawn from ``seed`` (default ``settings.seed``; see :func:`stream_seed`).
+    ``refresh_cache`` decodes every image again instead of reusing the image cache."""
     from kerascv_emotion.data.cache import cache_dir_for, load_split
     from kerascv_emotion.data.index import read_index
     from kerascv_emotion.data.loader import ImageBatches, class_weights
@@ -181,10 +182,10 @@ def load_data(settings: TrainSettings, seed: int | None = None) -> TrainData:
     outputs = list(index.class_names) if settings.task == "classification" else list(REGRESSION_NAMES)
     check_monitor(settings, outputs)
     cache_dir = cache_dir_for(settings.cache_dir, settings.index)
-    train_split = load_split(index, "train", settings.image_size, settings.channels, cache_dir=cache_dir,
-                             on_bad_image=settings.on_bad_image, max_pixels=settings.max_pixels)
-    val_split = load_split(index, "val", settings.image_size, settings.channels, cache_dir=cache_dir,
-                           on_bad_image=settings.on_bad_image, max_pixels=settings.max_pixels)
+    train_split, val_split = (
+        load_split(index, split, settings.image_size, settings.channels, cache_dir=cache_dir,
+                   on_bad_image=settings.on_bad_image, max_pixels=settings.max_pixels, refresh=refresh_cache)
+        for split in ("train", "val"))
     if len(train_split.label_ids) == 0 or len(val_split.label_ids) == 0:
         raise DataError(f"index {settings.index}: no usable train or val images after skipping bad files")
     seed = settings.seed if seed is None else seed
@@ -325,7 +326,8 @@ def finish_run(run_dir: Path, work: Path, checkpoint: Path | None, phase_names: 
     runs.finish(run_dir, work, checkpoint, phase_names, config, data.output_names, data.skipped)
 
 
-def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2, restart: bool = False) -> Path:
+def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2, restart: bool = False,
+          refresh_cache: bool = False) -> Path:
     """Train ``settings.arch`` on ``settings.index`` into the run directory ``out_dir``.
 
     ``settings.optimizer`` at ``settings.learning_rate`` (:func:`make_optimizer`); categorical
@@ -333,7 +335,8 @@ def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2,
     class weights (or MSE on valence/arousal for ``task="regression"``); validation by
     PerClassMetrics; the best epoch by ``settings.monitor`` (default ``val_macro_f1`` /
     ``val_ccc_mean``) is kept as ``model.keras``. A killed run resumes when started again
-    with the same settings; ``restart`` discards its state instead. Returns the run directory.
+    with the same settings; ``restart`` discards its state instead. ``refresh_cache`` decodes
+    every image again instead of reusing the image cache. Returns the run directory.
     """
     from kerascv_emotion.models import build_model, check_model_options
 
@@ -344,7 +347,7 @@ def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2,
     with runs.claim(run_dir, dataclasses.asdict(settings), restart=restart) as work:
         seed_everything(settings.seed, settings.deterministic)
         _configure_precision(settings.mixed_precision)  # the "predictions" layer stays float32
-        data = load_data(settings)
+        data = load_data(settings, refresh_cache=refresh_cache)
         model = build_model(settings.arch, input_shape=(settings.image_size, settings.image_size, settings.channels),
                             num_classes=len(data.output_names), head=settings.task, **settings.arch_kwargs)
         compile_model(model, settings, make_optimizer(settings, settings.learning_rate, len(data.train), settings.epochs))

@@ -179,3 +179,108 @@ def test_tune_history_describes_the_model_it_trains(tiny_faces: Path, tmp_path: 
     assert float(first["accuracy"]) < 0.9 and float(first["loss"]) > 0.5 * float(source["loss"]), (first, source)
     assert stream_seed(0, base / "model.keras") == stream_seed(0, base / "model.keras") != 0
     assert stream_seed(0) == 0
+
+
+# ---------------------------------------------------------------- the image cache
+
+
+def _faces_copy(tiny_faces: Path, dest: Path) -> Path:
+    shutil.copytree(tiny_faces.parent, dest, ignore=shutil.ignore_patterns(".cache"))
+    return dest / tiny_faces.name
+
+
+def _black(path: Path) -> None:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        size = img.size
+    Image.new("RGB", size).save(path)
+
+
+def _hide(path: Path) -> None:
+    path.rename(path.with_name(f"moved-{path.name}"))
+
+
+def _restore(path: Path) -> None:
+    path.with_name(f"moved-{path.name}").rename(path)
+
+
+@dataclass
+class CacheCase:
+    """``before(path)`` runs before the first load (None: nothing), ``after(path)`` between the
+    loads, on the first test image ``path``; the second load must log ``words`` in one line,
+    decode ``decoded`` images, and return ``n`` images, the first all black when ``black``."""
+
+    before: Callable[[Path], None] | None
+    after: Callable[[Path], None]
+    words: list[str]
+    decoded: int
+    n: int
+    black: bool = False
+
+
+CACHE_CASES = {
+    # an image replaced in place is decoded again; the unchanged ones are copied
+    "replaced_in_place": CacheCase(None, _black, ["1 of 16 images of split 'test' changed on disk",
+                                                  "decoding them again"], 1, 16, black=True),
+    # an image missing at the build is picked up once it is back
+    "restored_after_missing": CacheCase(_hide, _restore, ["1 of 16 images", "changed on disk"], 1, 16),
+    # an image removed since the build is left out, and said so
+    "removed_since_build": CacheCase(None, _hide, ["1 of 16 images", "changed on disk"], 1, 15),
+    # nothing changed: nothing decoded, nothing said
+    "unchanged": CacheCase(None, lambda path: None, [], 0, 16),
+}
+
+
+@pytest.mark.parametrize("name", list(CACHE_CASES))
+def test_cache_follows_its_sources(name: str, tiny_faces: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   caplog: pytest.LogCaptureFixture) -> None:
+    from kerascv_emotion.data import cache
+
+    case = CACHE_CASES[name]
+    index = _faces_copy(tiny_faces, tmp_path / "faces")
+    first = index.parent / next(line.split(",")[0] for line in index.read_text().splitlines() if ",test," in line)
+    if case.before is not None:
+        case.before(first)
+    cache.load_split(index, "test", 32, progress=False)
+    case.after(first)
+    decoded: list[Path] = []
+
+    def counting_load_image(path: Path, *args: Any) -> np.ndarray:
+        decoded.append(path)
+        return load_image(path, *args)
+
+    load_image = cache.load_image
+    monkeypatch.setattr(cache, "load_image", counting_load_image)
+    caplog.clear()
+    split = cache.load_split(index, "test", 32, progress=False)
+    lines = [r.getMessage() for r in caplog.records if "changed on disk" in r.getMessage()]
+    assert len(lines) == (1 if case.words else 0), lines
+    for word in case.words:
+        assert word in lines[0], (word, lines[0])
+    assert len(decoded) == case.decoded and len(split) == case.n
+    assert (split.images[0].max() == 0) == case.black
+    assert _leftovers(index.parent / ".cache") == []
+
+
+def test_refresh_cache_decodes_everything_again(tiny_faces: Path, tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from kerascv_emotion.data.cache import load_split
+
+    index = _faces_copy(tiny_faces, tmp_path / "faces")
+    built = load_split(index, "test", 32, progress=False).cache_file
+    inode = built.stat().st_ino
+    assert load_split(index, "test", 32, progress=False).cache_file.stat().st_ino == inode  # reused
+    with caplog.at_level(logging.INFO, logger="kerascv_emotion.data.cache"):
+        assert load_split(index, "test", 32, progress=False, refresh=True).cache_file.stat().st_ino != inode
+    assert any("decoding every image of split 'test' again" in r.getMessage() for r in caplog.records)
+
+
+def test_refresh_cache_is_one_option_of_train_tune_and_evaluate() -> None:
+    from kerascv_emotion.cli import main
+
+    for command in ("train", "tune", "evaluate"):
+        options = [o for o in main.commands[command].params if o.name == "refresh_cache"]
+        assert len(options) == 1 and options[0].is_flag, command
