@@ -164,6 +164,30 @@ class TrainData:
     stream_seed: int  # seeds the batches and the dropout noise (:func:`stream_seed`)
 
 
+def _warn_missing_classes(index: Any, train_ids: np.ndarray, val_ids: np.ndarray) -> None:
+    """One warning line per kind of missing class: classes of ``index`` with no
+    image in any split, with no usable training image, with no usable validation image (the
+    monitored ``val_macro_f1`` then averages the classes present, see
+    :func:`~kerascv_emotion.callbacks.per_class.present_macro_f1`)."""
+    names = list(index.class_names)
+    k = len(names)
+    anywhere = set(index.label_ids().tolist())
+    nowhere = [n for i, n in enumerate(names) if i not in anywhere]
+    counts = {split: np.bincount(ids, minlength=k) for split, ids in (("train", train_ids), ("val", val_ids))}
+    no_train = [n for i, n in enumerate(names) if counts["train"][i] == 0 and n not in nowhere]
+    no_val = [n for i, n in enumerate(names) if counts["val"][i] == 0 and n not in nowhere]
+    present = int((counts["val"] > 0).sum())
+    lines = [f"{len(found)} of {k} classes {what}: {', '.join(found)}; {then}" for found, what, then in (
+        (nowhere, "have no images in the index at all",
+         "the model cannot learn them (drop them from the index's class_names or add images)"),
+        (no_train, "have no usable training images", "the model cannot learn them"),
+        (no_val, "have no usable validation images",
+         f"val_macro_f1 averages the {present} classes present in validation"),
+    ) if found]
+    for line in lines:
+        log.warning(line)
+
+
 def load_data(settings: TrainSettings, seed: int | None = None, refresh_cache: bool = False) -> TrainData:
     """Cache and stream the train and val splits of ``settings.index`` (after checking the
     index and ``settings.monitor``, so that a bad one is refused before any decoding); the
@@ -188,6 +212,8 @@ def load_data(settings: TrainSettings, seed: int | None = None, refresh_cache: b
         for split in ("train", "val"))
     if len(train_split.label_ids) == 0 or len(val_split.label_ids) == 0:
         raise DataError(f"index {settings.index}: no usable train or val images after skipping bad files")
+    if settings.task == "classification":
+        _warn_missing_classes(index, train_split.label_ids, val_split.label_ids)
     seed = settings.seed if seed is None else seed
     weights = None
     if settings.task == "classification" and settings.class_weight == "balanced":

@@ -284,3 +284,74 @@ def test_refresh_cache_is_one_option_of_train_tune_and_evaluate() -> None:
     for command in ("train", "tune", "evaluate"):
         options = [o for o in main.commands[command].params if o.name == "refresh_cache"]
         assert len(options) == 1 and options[0].is_flag, command
+
+
+# ---------------------------------------------------------------- classes without images
+
+
+def _index_variant(index: Path, dest: Path, drop: Callable[[list[str]], bool], extra_class: str | None = None) -> Path:
+    """A copy of ``index`` (root made absolute) without the rows ``drop`` picks, and with
+    ``extra_class`` appended to its class names."""
+    import json
+
+    dest.mkdir(parents=True)
+    meta = json.loads(index.with_name(index.stem + ".meta.json").read_text())
+    meta["root"] = str((index.parent / meta["root"]).resolve())
+    meta["class_names"] += [extra_class] if extra_class else []
+    (dest / "index.meta.json").write_text(json.dumps(meta))
+    header, *rows = index.read_text().splitlines()
+    (dest / "index.csv").write_text("\n".join([header, *(r for r in rows if not drop(r.split(",")))]) + "\n")
+    return dest / "index.csv"
+
+
+@dataclass
+class ClassCase:
+    """Rows to drop (``[path, split, label, ...]``) and a class to add; the warning's words and
+    the classes ``val_macro_f1`` must average."""
+
+    drop: Callable[[list[str]], bool]
+    extra_class: str | None
+    words: list[str]
+    averaged: int
+
+
+CLASS_CASES = {
+    "no_training_images": ClassCase(lambda r: r[1] == "train" and r[2] != "anger", None,
+                                    ["7 of 8 classes have no usable training images", "contempt", "surprise",
+                                     "cannot learn"], 8),
+    "class_without_any_image": ClassCase(lambda r: False, "pride",
+                                         ["1 of 9 classes have no images in the index at all", "pride",
+                                          "class_names"], 8),
+    "no_validation_images": ClassCase(lambda r: r[1] == "val" and r[2] == "fear", None,
+                                      ["1 of 8 classes have no usable validation images", "fear",
+                                       "val_macro_f1 averages the 7 classes present"], 7),
+}
+
+
+@pytest.mark.parametrize("name", list(CLASS_CASES))
+def test_missing_classes_are_said_and_not_counted_as_zero(name: str, tiny_faces: Path, tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    case = CLASS_CASES[name]
+    index = _index_variant(tiny_faces, tmp_path / "idx", case.drop, case.extra_class)
+    result = CliRunner().invoke(main, _train_args(index, tmp_path / "run", "--cache-dir", str(tmp_path / "cache")))
+    assert result.exit_code == 0, (result.output, result.exception)
+    warnings = [r.getMessage() for r in caplog.records if "classes have no" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    for word in case.words:
+        assert word in warnings[0], (word, warnings[0])
+    in_val = {r.split(",")[2] for r in index.read_text().splitlines()[1:] if r.split(",")[1] == "val"}
+    row = _history(tmp_path / "run")[0]
+    assert len(in_val) == case.averaged
+    assert float(row["val_macro_f1"]) == pytest.approx(np.mean([float(row[f"val_f1/{c}"]) for c in in_val]))
+    assert _leftovers(tmp_path / "run") == []
+
+
+def test_val_macro_f1_averages_the_classes_present() -> None:
+    """A class without validation images has no F1; scikit-learn's macro F1 counts it as 0."""
+    from kerascv_emotion.callbacks.per_class import classification_logs
+    from kerascv_emotion.metrics import classification_metrics
+
+    y = np.array([0, 1, 1, 0])  # class 2 absent
+    metrics = classification_metrics(y, np.eye(3)[y], ["a", "b", "c"])
+    assert metrics["macro_avg"]["f1"] == pytest.approx(2 / 3)
+    assert classification_logs(metrics)["val_macro_f1"] == 1.0
