@@ -212,11 +212,12 @@ def finish(run_dir: Path, work: Path, checkpoint: Path, phases: Sequence[str], c
     """Write the run's final artefacts from ``work/``: merged logs, ``config.json`` (``config``
     plus ``best_epoch``/``best_value`` of ``config["monitor"]``), the checkpoint as
     ``model.keras``; then remove the old model's ``eval/`` and ``report/``, and ``work/``."""
+    logged = [row for phase in phases for row in phase_history(work, phase)]
+    if best_of(logged, config["monitor"]) is None:  # never promote a model whose monitor was not finite
+        raise DataError(f"{run_dir}: no epoch had a finite {config['monitor']}; no model.keras was written "
+                        f"(the epochs are logged in {work})")
     rows = _merge_logs(run_dir, work, phases)
     best = best_of(rows, config["monitor"])
-    if best is None:  # never promote a checkpoint whose monitored value was not finite
-        raise DataError(f"{run_dir}: no epoch had a finite {config['monitor']}; no model.keras was written "
-                        f"(see {run_dir / 'history.csv'})")
     write_json(run_dir / "class_names.json", list(output_names))
     write_json(run_dir / "skipped_images.json", {"count": len(skipped), "files": skipped})
     write_json(run_dir / CONFIG, {**config, "best_epoch": best[0] if best else None,

@@ -8,10 +8,10 @@ every decoding setting, so a changed index or size builds a new file and an unch
 is reused across runs and Snakemake jobs. The record also holds each row's source
 ``[size, mtime_ns]`` (``null`` for a file that was missing): an image replaced, removed or
 restored since the build is decoded again when the split is next loaded (the unchanged
-rows are copied from the old file, and one line says how many changed);
-``refresh=True`` (``--refresh-cache``) decodes every image again. Each build writes a temporary file beside the
-target and renames it into place (``os.replace``): two jobs building the same cache at once
-both produce identical content and the last rename wins; nobody reads a half-written file.
+rows are copied from the old file, and one line says how many changed); ``refresh=True``
+(``--refresh-cache``) decodes every image again. Each build writes a temporary file beside
+the target and renames it into place (``os.replace``): two jobs building the same cache at
+once both produce identical content and the last rename wins; nobody reads a half-written file.
 
 Before a build, ``load_split`` refuses (one line) a cache that would not fit on the folder's
 disk (rows x H x W x C bytes) and removes hidden temporary files older than
