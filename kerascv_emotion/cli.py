@@ -126,7 +126,12 @@ def _option(flag: str, name: str, defaults: Mapping[str, Any] = TRAIN_DEFAULTS, 
 _max_pixels_option = _option(MAX_PIXELS_OPTION, "max_pixels", type=click.IntRange(min=1),
                              help="Refuse images with more pixels than this (default: Pillow's limit, about 89 million).")
 
-# options of both train and tune, each named as its TrainSettings field
+_refresh_cache_option = click.option(
+    "--refresh-cache", is_flag=True,
+    help="Decode every image again instead of reusing the image cache (images changed on disk are always decoded again).")
+
+# options of both train and tune, each named as its TrainSettings field (--restart and
+# --refresh-cache aside: they change how, not what, a run trains)
 _settings_options = [
     _option("--batch-size", "batch_size", type=click.IntRange(min=1)),
     _option("--augment", "augment", help="Pipeline name (paper_face, crop_erase, covid_paper, light, none) or a JSON dict."),
@@ -163,6 +168,7 @@ _settings_options = [
             help="Image cache folder (default: $KERASCV_EMOTION_CACHE, else beside the index)."),
     click.option("--restart", is_flag=True,
                  help="Discard the state of an interrupted run in --out and start over (else it resumes)."),
+    _refresh_cache_option,
 ]
 
 
@@ -218,7 +224,7 @@ def _with(options: list[Any]) -> Any:
               help="An option of the architecture's builder, e.g. dropout=0.2 or alpha=0.5 (repeatable).")
 @_with(_settings_options + _device_options)
 def train(index_path: Path, arch: str, out: Path, weights: str | None, arch_options: tuple[str, ...],
-          restart: bool, threads: int, gpus: int, **options: Any) -> None:
+          restart: bool, refresh_cache: bool, threads: int, gpus: int, **options: Any) -> None:
     """Train one model on an index into the run directory OUT (a killed run resumes when rerun)."""
     from kerascv_emotion.data.index import read_index
 
@@ -232,7 +238,7 @@ def train(index_path: Path, arch: str, out: Path, weights: str | None, arch_opti
         arch=arch, index=str(index_path), **_settings(options),
         arch_kwargs=_parse_arch_options(arch_options) | ({"weights": weights} if weights else {}),
     )
-    run = train_run(settings, out, restart=restart)
+    run = train_run(settings, out, restart=restart, refresh_cache=refresh_cache)
     click.echo(f"wrote {run / 'model.keras'}")
 
 
@@ -249,7 +255,8 @@ def train(index_path: Path, arch: str, out: Path, weights: str | None, arch_opti
 @_option("--unfreeze-blocks", "unfreeze_blocks", TUNE_DEFAULTS, type=click.IntRange(min=0),
          help="Unfreeze only the last K blocks (default all).")
 @_with(_settings_options + _device_options)
-def tune(model: Path, index_path: Path, out: Path, restart: bool, threads: int, gpus: int, **options: Any) -> None:
+def tune(model: Path, index_path: Path, out: Path, restart: bool, refresh_cache: bool, threads: int, gpus: int,
+         **options: Any) -> None:
     """Fine-tune MODEL (a .keras file or a run directory): head first, then unfrozen at a low rate."""
     from kerascv_emotion.data.index import read_index
 
@@ -259,7 +266,7 @@ def tune(model: Path, index_path: Path, out: Path, restart: bool, threads: int, 
     from kerascv_emotion.settings import TuneSettings
 
     settings = TuneSettings.create(str(model), str(index_path), **_settings(options))
-    run = tune_run(settings, out, restart=restart)
+    run = tune_run(settings, out, restart=restart, refresh_cache=refresh_cache)
     click.echo(f"wrote {run / 'model.keras'}")
 
 
@@ -276,9 +283,10 @@ def tune(model: Path, index_path: Path, out: Path, restart: bool, threads: int, 
               help="Test-time augmentation: hflip averages each image's outputs with its mirror's; "
                    "crops over five crops and their mirrors.")
 @_max_pixels_option
+@_refresh_cache_option
 @_with(_device_options)
 def evaluate(run: Path, index_path: Path | None, data: Path | None, split: str, bootstrap: int, seed: int,
-             tta: str, max_pixels: int | None, threads: int, gpus: int) -> None:
+             tta: str, max_pixels: int | None, refresh_cache: bool, threads: int, gpus: int) -> None:
     """Predict a split with RUN's model; write predictions and metrics JSON under RUN/eval/SPLIT
     (RUN/eval/data-NAME for --data NAME)."""
     _setup_devices(threads, gpus)
@@ -286,7 +294,7 @@ def evaluate(run: Path, index_path: Path | None, data: Path | None, split: str, 
     from kerascv_emotion.runs import eval_dir
 
     metrics = evaluate_run(run, index_path, split=split, bootstrap=bootstrap, seed=seed, tta=tta,
-                           max_pixels=max_pixels, data=data)
+                           max_pixels=max_pixels, data=data, refresh_cache=refresh_cache)
     for note in metrics.get("notes", []) if data is not None else []:
         click.echo(f"note: {note}")
     split = metrics["split"]

@@ -26,3 +26,8 @@ class BadImageError(DataError):
 
 class RunFolderError(KerasCVEmotionError):
     """A run folder is in use by another process, or holds a run that cannot be resumed."""
+
+
+class TrainingDiverged(KerasCVEmotionError):
+    """The loss became NaN or infinite: the run stops, keeps no model, and cannot be resumed
+    (its state would diverge again); the message names the epoch and the rate to lower."""

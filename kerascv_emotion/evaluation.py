@@ -68,6 +68,16 @@ def tta_views(x: np.ndarray, tta: str) -> list[np.ndarray]:
     return crops + [crop[:, :, ::-1] for crop in crops]
 
 
+def check_finite(outputs: np.ndarray, model_file: str | os.PathLike) -> np.ndarray:
+    """``outputs`` ``(N, K)`` unchanged, or a one-line :class:`DataError` naming ``model_file``
+    when any is NaN or infinite (a model saved from a diverged training)."""
+    bad = ~np.isfinite(outputs).all(axis=tuple(range(1, outputs.ndim)))
+    if bad.any():
+        raise DataError(f"{model_file} gives NaN or infinite outputs for {int(bad.sum())} of {len(outputs)} "
+                        "images: the model is broken (diverged); train it again with a lower learning rate")
+    return outputs
+
+
 def predict_outputs(model: Any, batches: Any, tta: str = "none") -> np.ndarray:
     """Model outputs ``(N, K)`` (float64) for every batch of ``batches`` (a PyDataset of
     ``(x, ...)``, ``x`` float32 ``(B, H, W, C)``), in order; with ``tta`` the mean of the
@@ -94,7 +104,7 @@ def split_groups(index: Any, split: str, paths: Sequence[str]) -> list[str] | No
 def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = None, split: str = "test",
              bootstrap: int = 1000, seed: int = 0, batch_size: int = 64,
              on_bad_image: str | None = None, tta: str = "none", max_pixels: int | None = None,
-             data: str | os.PathLike | None = None) -> dict[str, Any]:
+             data: str | os.PathLike | None = None, refresh_cache: bool = False) -> dict[str, Any]:
     """Predict ``split`` of the index with ``RUN/model.keras`` and write
     ``RUN/eval/<split>/predictions.npz`` and ``metrics.json``; returns the metrics dict.
 
@@ -106,6 +116,7 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     averages each image's outputs with its mirror's (:func:`predict_outputs`); the metrics are
     then those of the averaged outputs, and ``without_tta`` holds the plain pass's headline
     figures beside them. ``on_bad_image`` and ``max_pixels`` default to the run's own settings.
+    ``refresh_cache`` decodes every image again instead of reusing the image cache.
     """
     from kerascv_emotion.data.cache import cache_dir_for, load_split
     from kerascv_emotion.data.folders import labelled_test_index
@@ -140,10 +151,10 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     cached = load_split(index, split, int(config["image_size"]), int(config["channels"]),
                         cache_dir=cache_dir,
                         on_bad_image=on_bad_image or config.get("on_bad_image", "skip"),
-                        max_pixels=max_pixels or config.get("max_pixels"))
+                        max_pixels=max_pixels or config.get("max_pixels"), refresh=refresh_cache)
     model = load_model(run_dir / MODEL)
     batches = ImageBatches(cached, batch_size=batch_size, task=task, augment=None, shuffle=False)
-    outputs = predict_outputs(model, batches, tta)
+    outputs = check_finite(predict_outputs(model, batches, tta), run_dir / MODEL)
     plain = predict_outputs(model, batches) if tta != "none" else None
     out_dir = eval_dir(run_dir, split, data)
     arrays: dict[str, Any] = {"paths": np.array(cached.paths, dtype=str)}

@@ -19,6 +19,7 @@ from kerascv_emotion.training import (
     make_optimizer,
     resolved,
     seed_everything,
+    stream_seed,
 )
 
 
@@ -76,20 +77,25 @@ def _saved_task(model: Any, base_config: dict[str, Any]) -> str:
     return "regression" if model.output_shape[-1] == 2 and linear else "classification"
 
 
-def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2, restart: bool = False) -> Path:
+def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2, restart: bool = False,
+         refresh_cache: bool = False) -> Path:
     """Fine-tune a saved model (``settings.model``: a ``.keras`` file or a run directory).
 
     Phase ``head`` trains only the head (a new one when the task or class count changes)
     at ``head_learning_rate``; phase ``finetune`` unfreezes everything or the last
     ``unfreeze_blocks`` blocks at ``finetune_learning_rate`` with BatchNormalization in
     inference mode. Both phases go into one ``history.csv`` (``phase`` column), so the
-    report's curves show the boundary. ``restart`` as for ``train``. Returns the run directory.
+    report's curves show the boundary. ``restart`` and ``refresh_cache`` as for ``train``.
+    The batches and dropout noise are seeded from the seed and the source model
+    (:func:`~kerascv_emotion.training.stream_seed`). Returns the run directory.
     """
     from kerascv_emotion.models import replace_predictions
 
+    settings.check()
     source = Path(settings.model).resolve()
     base_config = runs.read_config(source) if source.is_dir() else {}
-    model = load_model(source / runs.MODEL if source.is_dir() else source)
+    model_file = source / runs.MODEL if source.is_dir() else source
+    model = load_model(model_file)
     _, height, _, channels = model.input_shape
     old_task = _saved_task(model, base_config)
     train_settings = resolved(settings.phase_settings(
@@ -99,7 +105,7 @@ def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2, r
     run_dir = Path(out_dir)
     with runs.claim(run_dir, state, restart=restart) as work:
         seed_everything(train_settings.seed, train_settings.deterministic)
-        data = load_data(train_settings)
+        data = load_data(train_settings, stream_seed(train_settings.seed, model_file), refresh_cache)
         num_outputs = len(data.output_names)
         new_head = train_settings.task != old_task or model.output_shape[-1] != num_outputs
         if new_head:
@@ -116,13 +122,13 @@ def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2, r
             if checkpoint is not None:  # continue from the best epoch so far, not the last one
                 model.load_weights(checkpoint)
             compile_model(model, train_settings, make_optimizer(train_settings, lr, len(data.train), epochs))
-            result = fit_phase(model, train_settings, data, work, phase, epoch, epochs, best, verbose)
+            result = fit_phase(model, train_settings, data, work, phase, lr, epoch, epochs, best, verbose)
             checkpoint, best = result.checkpoint or checkpoint, result.best
             phases.append({"name": phase, "first_epoch": epoch, "epochs": epochs, "learning_rate": lr,
                            "trainable_layers": sum(trainable.values()),
                            "frozen_layers": len(trainable) - sum(trainable.values())})
             epoch += epochs
         finish_run(run_dir, work, checkpoint, [p["name"] for p in phases], train_settings, data, model,
-                   phases=phases, tuned_from=str(source), new_head=new_head,
+                   phases=phases, tuned_from=str(source), new_head=new_head, stream_seed=data.stream_seed,
                    unfreeze_blocks=settings.unfreeze_blocks)
     return run_dir

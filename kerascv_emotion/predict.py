@@ -28,9 +28,10 @@ import numpy as np
 
 from kerascv_emotion.data.folders import IMAGE_EXTENSIONS, natural_key
 from kerascv_emotion.errors import BadImageError, DataError
+from kerascv_emotion.evaluation import check_finite
 from kerascv_emotion.faces import DEFAULT_MARGIN, Box
 from kerascv_emotion.io import atomic_open, atomic_path
-from kerascv_emotion.runs import read_config
+from kerascv_emotion.runs import MODEL, read_config
 from kerascv_emotion.training import load_model
 
 _GLOB_CHARS = frozenset("*?[")
@@ -133,7 +134,8 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], det
     size, channels = int(config["image_size"]), int(config["channels"])
     max_pixels = max_pixels or config.get("max_pixels")
     files, skipped = collect_inputs(inputs)
-    model = load_model(Path(run_dir) / "model.keras")
+    model_file = Path(run_dir) / MODEL
+    model = load_model(model_file)
     result = Predictions(task, _columns(task, names), skipped=skipped)
     batch: list[np.ndarray] = []
     where: list[tuple[str, int, Box]] = []
@@ -142,7 +144,7 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], det
         if not batch:
             return
         x = np.stack(batch).astype(np.float32) / np.float32(255.0)
-        outputs = np.asarray(model.predict_on_batch(x), dtype=np.float64)
+        outputs = check_finite(np.asarray(model.predict_on_batch(x), dtype=np.float64), model_file)
         result.rows.extend(_row(p, f, b, out, task, names) for (p, f, b), out in zip(where, outputs, strict=True))
         batch.clear()
         where.clear()

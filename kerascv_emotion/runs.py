@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from kerascv_emotion.errors import DataError, RunFolderError
+from kerascv_emotion.errors import DataError, RunFolderError, TrainingDiverged
 from kerascv_emotion.io import atomic_open, atomic_path, read_json, to_jsonable, write_json
 from kerascv_emotion.tasks import monitor_mode
 
@@ -113,8 +113,10 @@ def claim(run_dir: str | os.PathLike, settings: dict[str, Any], restart: bool = 
     """Lock ``run_dir`` for one train/tune and yield its ``work/`` folder, resumable when
     it was left by an interrupted run with the same ``settings`` (``restart``: discard it).
 
-    If the block fails before any resumable state was written, the folders this call made
-    are removed again (a settings or data error leaves no empty run)."""
+    If the block fails before any resumable state was written, or with
+    :class:`~kerascv_emotion.errors.TrainingDiverged` (a resumed run would diverge again),
+    ``work/`` and the folders this call made are removed again (a settings or data error or a
+    NaN loss leaves no empty run and no half state; an earlier ``model.keras`` stays)."""
     run_dir = Path(run_dir)
     made = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -128,8 +130,8 @@ def claim(run_dir: str | os.PathLike, settings: dict[str, Any], restart: bool = 
         work.mkdir(exist_ok=True)
         write_json(work / STATE, settings)
         yield work
-    except BaseException:
-        if work.is_dir() and [p.name for p in work.iterdir()] == [STATE]:
+    except BaseException as exc:
+        if isinstance(exc, TrainingDiverged) or work.is_dir() and [p.name for p in work.iterdir()] == [STATE]:
             shutil.rmtree(work, ignore_errors=True)
         raise
     finally:
@@ -210,6 +212,10 @@ def finish(run_dir: Path, work: Path, checkpoint: Path, phases: Sequence[str], c
     """Write the run's final artefacts from ``work/``: merged logs, ``config.json`` (``config``
     plus ``best_epoch``/``best_value`` of ``config["monitor"]``), the checkpoint as
     ``model.keras``; then remove the old model's ``eval/`` and ``report/``, and ``work/``."""
+    logged = [row for phase in phases for row in phase_history(work, phase)]
+    if best_of(logged, config["monitor"]) is None:  # never promote a model whose monitor was not finite
+        raise DataError(f"{run_dir}: no epoch had a finite {config['monitor']}; no model.keras was written "
+                        f"(the epochs are logged in {work})")
     rows = _merge_logs(run_dir, work, phases)
     best = best_of(rows, config["monitor"])
     write_json(run_dir / "class_names.json", list(output_names))

@@ -5,6 +5,7 @@ against them, so a new setting is written here once."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
@@ -62,16 +63,15 @@ class TrainSettings:
         _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         if self.epochs < 1 or self.batch_size < 1 or self.image_size < 8:
             raise ConfigError("epochs and batch_size must be >= 1 and image_size >= 8")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate={self.learning_rate}: give a positive learning rate")
+        _check_rate("learning_rate", self.learning_rate)
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight_decay={self.weight_decay}: give 0 or a finite positive decay")
         if not 0 <= self.ema_momentum < 1:
             raise ConfigError(f"ema_momentum={self.ema_momentum}: give 0 (off) or a value in (0, 1), e.g. 0.999")
         for name in ("mixup_alpha", "cutmix_alpha"):
             value = getattr(self, name)
             if not 0 <= value < float("inf"):
                 raise ConfigError(f"{name}={value}: give 0 (off) or a positive Beta parameter, e.g. 0.2 / 1.0")
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay={self.weight_decay}: give 0 or a positive decay")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing={self.label_smoothing}: give a value in [0, 1)")
         if self.label_smoothing and self.task != "classification":
@@ -118,13 +118,17 @@ class TuneSettings:
         train = TrainSettings(arch="", index=index, **{k: v for k, v in options.items() if k not in own})
         return cls(model=model, train=train, **{k: v for k, v in options.items() if k in own})
 
+    def check(self) -> None:
+        """Raise :class:`ConfigError` (one line) for phase settings that cannot train."""
+        if self.head_epochs < 0 or self.finetune_epochs < 0 or self.head_epochs + self.finetune_epochs < 1:
+            raise ConfigError("tune needs head_epochs and finetune_epochs >= 0, at least one > 0")
+        _check_rate("head_learning_rate", self.head_learning_rate)
+        _check_rate("finetune_learning_rate", self.finetune_learning_rate)
+
     def phase_settings(self, arch: str, task: str, image_size: int, channels: int) -> TrainSettings:
         """The TrainSettings both phases run with (``epochs`` their sum, ``learning_rate`` the
         head's), checked."""
-        if self.head_epochs < 0 or self.finetune_epochs < 0 or self.head_epochs + self.finetune_epochs < 1:
-            raise ConfigError("tune needs head_epochs and finetune_epochs >= 0, at least one > 0")
-        if not (self.head_learning_rate > 0 and self.finetune_learning_rate > 0):
-            raise ConfigError("head_learning_rate and finetune_learning_rate must be positive")
+        self.check()
         settings = replace(self.train, arch=arch, task=task, image_size=image_size, channels=channels,
                            epochs=self.head_epochs + self.finetune_epochs, learning_rate=self.head_learning_rate)
         settings.check()
@@ -144,3 +148,9 @@ TUNE_DEFAULTS: Mapping[str, Any] = _defaults(TuneSettings)
 def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
     if value not in choices:
         raise ConfigError(f"{name}={value!r} is not one of {list(choices)}")
+
+
+def _check_rate(name: str, value: float) -> None:
+    """A learning rate must be a finite number > 0 (``inf``/``nan`` would train a NaN model)."""
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name}={value}: give a finite positive learning rate (e.g. 1e-3)")

@@ -10,6 +10,7 @@ half ``model.keras``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import platform
@@ -140,6 +141,21 @@ def compile_model(model: Any, settings: TrainSettings, optimizer: Any) -> None:
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
 
+def stream_seed(seed: int, source: Path | None = None) -> int:
+    """The seed of a run's random streams (batch order, augmentation, dropout noise): ``seed``
+    for a model trained from scratch; for a model tuned from the file ``source``, ``seed``
+    mixed with the file's SHA-256. With the bare seed, tune's epoch 0 replayed the very batches
+    and dropout masks that the source run's epoch 0 had fitted the model to, and its history
+    logged a memorised training accuracy (1.0 where the saved model scores 0.25)."""
+    if source is None:
+        return seed
+    digest = hashlib.sha256()
+    with open(source, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return int(np.random.SeedSequence([seed, int(digest.hexdigest()[:16], 16)]).generate_state(1)[0])
+
+
 @dataclass
 class TrainData:
     train: Any
@@ -148,11 +164,38 @@ class TrainData:
     output_names: list[str]
     skipped: list[dict[str, str]]
     counts: dict[str, int]
+    stream_seed: int  # seeds the batches and the dropout noise (:func:`stream_seed`)
 
 
-def load_data(settings: TrainSettings) -> TrainData:
+def _warn_missing_classes(index: Any, train_ids: np.ndarray, val_ids: np.ndarray) -> None:
+    """One warning line per kind of missing class: classes of ``index`` with no
+    image in any split, with no usable training image, with no usable validation image (the
+    monitored ``val_macro_f1`` then averages the classes present, see
+    :func:`~kerascv_emotion.callbacks.per_class.present_macro_f1`)."""
+    names = list(index.class_names)
+    k = len(names)
+    anywhere = set(index.label_ids().tolist())
+    nowhere = [n for i, n in enumerate(names) if i not in anywhere]
+    counts = {split: np.bincount(ids, minlength=k) for split, ids in (("train", train_ids), ("val", val_ids))}
+    no_train = [n for i, n in enumerate(names) if counts["train"][i] == 0 and n not in nowhere]
+    no_val = [n for i, n in enumerate(names) if counts["val"][i] == 0 and n not in nowhere]
+    present = int((counts["val"] > 0).sum())
+    lines = [f"{len(found)} of {k} classes {what}: {', '.join(found)}; {then}" for found, what, then in (
+        (nowhere, "have no images in the index at all",
+         "the model cannot learn them (drop them from the index's class_names or add images)"),
+        (no_train, "have no usable training images", "the model cannot learn them"),
+        (no_val, "have no usable validation images",
+         f"val_macro_f1 averages the {present} classes present in validation"),
+    ) if found]
+    for line in lines:
+        log.warning(line)
+
+
+def load_data(settings: TrainSettings, seed: int | None = None, refresh_cache: bool = False) -> TrainData:
     """Cache and stream the train and val splits of ``settings.index`` (after checking the
-    index and ``settings.monitor``, so that a bad one is refused before any decoding)."""
+    index and ``settings.monitor``, so that a bad one is refused before any decoding); the
+    training batches are drawn from ``seed`` (default ``settings.seed``; see :func:`stream_seed`).
+    ``refresh_cache`` decodes every image again instead of reusing the image cache."""
     from kerascv_emotion.data.cache import cache_dir_for, load_split
     from kerascv_emotion.data.index import read_index
     from kerascv_emotion.data.loader import ImageBatches, class_weights
@@ -166,25 +209,29 @@ def load_data(settings: TrainSettings) -> TrainData:
     outputs = list(index.class_names) if settings.task == "classification" else list(REGRESSION_NAMES)
     check_monitor(settings, outputs)
     cache_dir = cache_dir_for(settings.cache_dir, settings.index)
-    train_split = load_split(index, "train", settings.image_size, settings.channels, cache_dir=cache_dir,
-                             on_bad_image=settings.on_bad_image, max_pixels=settings.max_pixels)
-    val_split = load_split(index, "val", settings.image_size, settings.channels, cache_dir=cache_dir,
-                           on_bad_image=settings.on_bad_image, max_pixels=settings.max_pixels)
+    train_split, val_split = (
+        load_split(index, split, settings.image_size, settings.channels, cache_dir=cache_dir,
+                   on_bad_image=settings.on_bad_image, max_pixels=settings.max_pixels, refresh=refresh_cache)
+        for split in ("train", "val"))
     if len(train_split.label_ids) == 0 or len(val_split.label_ids) == 0:
         raise DataError(f"index {settings.index}: no usable train or val images after skipping bad files")
+    if settings.task == "classification":
+        _warn_missing_classes(index, train_split.label_ids, val_split.label_ids)
+    seed = settings.seed if seed is None else seed
     weights = None
     if settings.task == "classification" and settings.class_weight == "balanced":
         weights = class_weights(train_split.label_ids, index.num_classes)
     train = ImageBatches(train_split, batch_size=settings.batch_size, task=settings.task,
-                         augment=settings.augment, shuffle=True, seed=settings.seed,
+                         augment=settings.augment, shuffle=True, seed=seed,
                          class_weight=weights, workers=settings.workers,
                          mixup_alpha=settings.mixup_alpha, cutmix_alpha=settings.cutmix_alpha)
     val = ImageBatches(val_split, batch_size=max(settings.batch_size, 64), task=settings.task,
-                       augment=None, shuffle=False, seed=settings.seed, workers=settings.workers)
+                       augment=None, shuffle=False, seed=seed, workers=settings.workers)
     return TrainData(
         train=train, val=val, class_names=list(index.class_names), output_names=outputs,
         skipped=list(train_split.skipped) + list(val_split.skipped),
         counts={"train": int(len(train_split.label_ids)), "val": int(len(val_split.label_ids))},
+        stream_seed=seed,
     )
 
 
@@ -219,7 +266,11 @@ def _epoch_logger(phase: str, monitor: str, verbose: int) -> Any:
     return EpochLog()
 
 
-def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str,
+RATE_SETTINGS = {"train": "learning_rate", "head": "head_learning_rate", "finetune": "finetune_learning_rate"}
+"""The setting that holds each phase's learning rate (named when a phase diverges)."""
+
+
+def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str, learning_rate: float,
                best_so_far: float | None, verbose: int) -> tuple[list[Any], Any]:
     """Keras's own callbacks behind PerClassMetrics; returns them and the (atomic) ModelCheckpoint.
 
@@ -228,7 +279,8 @@ def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str,
     everything that validates or saves the model and the raw weights back before the resume
     backup; PreciseBatchNorm (unless ``precise_bn_images`` is 0) comes before
     validation, so validation and the checkpoint see inference-mode statistics; PerClassMetrics
-    next, so that every later callback sees its ``val_*`` values.
+    next, so that every later callback sees its ``val_*`` values; StopOnDivergence then ends a
+    phase whose loss is NaN or infinite (naming ``learning_rate``) before anything is saved.
     ``best_so_far`` (the previous phase's best) is the checkpoint's starting threshold, so
     a later phase only replaces the model when it beats every earlier epoch.
     """
@@ -241,6 +293,7 @@ def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str,
         EpochSeededNoise,
         PerClassMetrics,
         PreciseBatchNorm,
+        StopOnDivergence,
     )
 
     monitor, mode = settings.monitor, monitor_mode(settings.monitor)
@@ -249,12 +302,12 @@ def _callbacks(settings: TrainSettings, data: TrainData, work: Path, phase: str,
         initial_value_threshold=best_so_far,
     )
     ema = EMAWeights() if settings.ema_momentum else None
-    callbacks: list[Any] = [EpochSeededNoise(settings.seed)] + ([ema.swap_in] if ema else [])
+    callbacks: list[Any] = [EpochSeededNoise(data.stream_seed)] + ([ema.swap_in] if ema else [])
     if settings.precise_bn_images:
         callbacks.append(PreciseBatchNorm(data.train, settings.precise_bn_images))
     callbacks += [
         PerClassMetrics(data.val, class_names=data.output_names, task=settings.task, log_dir=work / phase),
-        keras.callbacks.TerminateOnNaN(),
+        StopOnDivergence(f"{RATE_SETTINGS[phase]}={learning_rate:g}"),
         checkpoint,
         *([ema.swap_out] if ema else []),
         _epoch_logger(phase, monitor, verbose),
@@ -277,16 +330,18 @@ class PhaseResult:
     best: float | None       # best monitored value so far (this phase and earlier ones)
 
 
-def fit_phase(model: Any, settings: TrainSettings, data: TrainData, work: Path, phase: str,
+def fit_phase(model: Any, settings: TrainSettings, data: TrainData, work: Path, phase: str, learning_rate: float,
               initial_epoch: int, epochs: int, best_so_far: float | None, verbose: int) -> PhaseResult:
-    """Fit one phase, or skip it when a previous (killed) invocation already finished it."""
+    """Fit one phase at ``learning_rate`` (its optimizer's peak rate), or skip it when a
+    previous (killed) invocation already finished it. A NaN or infinite loss raises
+    :class:`~kerascv_emotion.errors.TrainingDiverged`."""
     done = work / f"{phase}.done.json"
     if done.is_file():
         state = read_json(done)
         return PhaseResult(Path(state["checkpoint"]) if state["checkpoint"] else None, state["best"])
     repair_backup(work / f"backup-{phase}")
     best_so_far = resume_threshold(work, phase, settings.monitor, best_so_far)
-    callbacks, checkpoint = _callbacks(settings, data, work, phase, best_so_far, verbose)
+    callbacks, checkpoint = _callbacks(settings, data, work, phase, learning_rate, best_so_far, verbose)
     # fed through tf.data (a PyDataset costs ~2x the epoch time on CPU); the batches shuffle
     # themselves, seeded per epoch, so Keras must not reorder them again
     model.fit(data.train.as_tf_dataset(), steps_per_epoch=len(data.train), epochs=initial_epoch + epochs,
@@ -314,7 +369,8 @@ def finish_run(run_dir: Path, work: Path, checkpoint: Path | None, phase_names: 
     runs.finish(run_dir, work, checkpoint, phase_names, config, data.output_names, data.skipped)
 
 
-def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2, restart: bool = False) -> Path:
+def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2, restart: bool = False,
+          refresh_cache: bool = False) -> Path:
     """Train ``settings.arch`` on ``settings.index`` into the run directory ``out_dir``.
 
     ``settings.optimizer`` at ``settings.learning_rate`` (:func:`make_optimizer`); categorical
@@ -322,7 +378,8 @@ def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2,
     class weights (or MSE on valence/arousal for ``task="regression"``); validation by
     PerClassMetrics; the best epoch by ``settings.monitor`` (default ``val_macro_f1`` /
     ``val_ccc_mean``) is kept as ``model.keras``. A killed run resumes when started again
-    with the same settings; ``restart`` discards its state instead. Returns the run directory.
+    with the same settings; ``restart`` discards its state instead. ``refresh_cache`` decodes
+    every image again instead of reusing the image cache. Returns the run directory.
     """
     from kerascv_emotion.models import build_model, check_model_options
 
@@ -333,11 +390,12 @@ def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2,
     with runs.claim(run_dir, dataclasses.asdict(settings), restart=restart) as work:
         seed_everything(settings.seed, settings.deterministic)
         _configure_precision(settings.mixed_precision)  # the "predictions" layer stays float32
-        data = load_data(settings)
+        data = load_data(settings, refresh_cache=refresh_cache)
         model = build_model(settings.arch, input_shape=(settings.image_size, settings.image_size, settings.channels),
                             num_classes=len(data.output_names), head=settings.task, **settings.arch_kwargs)
         compile_model(model, settings, make_optimizer(settings, settings.learning_rate, len(data.train), settings.epochs))
-        result = fit_phase(model, settings, data, work, "train", 0, settings.epochs, None, verbose)
+        result = fit_phase(model, settings, data, work, "train", settings.learning_rate, 0, settings.epochs,
+                           None, verbose)
         finish_run(run_dir, work, result.checkpoint, ["train"], settings, data, model,
                    phases=[{"name": "train", "first_epoch": 0, "epochs": settings.epochs,
                             "learning_rate": settings.learning_rate}])

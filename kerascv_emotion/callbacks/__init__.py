@@ -1,8 +1,8 @@
 """Keras callbacks: :class:`PerClassMetrics` owns validation (per-class metrics every epoch);
 :class:`PreciseBatchNorm` sets inference-mode BatchNorm statistics before it;
 :class:`AtomicModelCheckpoint`, :class:`AtomicBackupAndRestore` and :class:`EpochSeededNoise`
-make a killed run resume to the result an uninterrupted one reaches; :class:`EMAWeights`
-validates and saves the optimizer's weight EMA."""
+make a killed run resume to the result an uninterrupted one reaches; :class:`StopOnDivergence`
+ends a run whose loss became NaN; :class:`EMAWeights` validates and saves the optimizer's weight EMA."""
 
 from kerascv_emotion.callbacks.batchnorm import PreciseBatchNorm
 from kerascv_emotion.callbacks.ema import EMAWeights
@@ -11,7 +11,8 @@ from kerascv_emotion.callbacks.resumable import (
            AtomicBackupAndRestore,
            AtomicModelCheckpoint,
            EpochSeededNoise,
+           StopOnDivergence,
 )
 
 __all__ = ["AtomicBackupAndRestore", "AtomicModelCheckpoint", "EMAWeights", "EpochSeededNoise", "PerClassMetrics",
-           "PreciseBatchNorm", "log_names"]
+           "PreciseBatchNorm", "StopOnDivergence", "log_names"]

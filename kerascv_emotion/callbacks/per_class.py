@@ -12,7 +12,8 @@ Names put into ``logs`` (NaN where undefined; class and dimension names are used
 given, spaces included):
 
 * classification: ``val_loss``, ``val_accuracy``, ``val_balanced_accuracy``,
-  ``val_macro_f1``, ``val_weighted_f1``, ``val_auc_macro``, ``val_auc_micro``,
+  ``val_macro_f1`` (the mean F1 of the classes present in the validation data,
+  :func:`present_macro_f1`), ``val_weighted_f1``, ``val_auc_macro``, ``val_auc_micro``,
   ``val_kappa``, and per class ``val_precision/<class>``, ``val_recall/<class>``,
   ``val_f1/<class>``, ``val_specificity/<class>``, ``val_auc/<class>``;
 * regression: ``val_loss``, ``val_rmse_mean``, ``val_corr_mean``, ``val_sagr_mean``,
@@ -63,12 +64,22 @@ _PER_CLASS = (("precision", "precision"), ("recall", "recall"), ("f1", "f1"),
 def classification_logs(metrics: dict[str, Any]) -> dict[str, float]:
     """Flat ``val_*`` scalars (module docstring) from a :func:`classification_metrics` dict."""
     out = {key: float(metrics[source]) for key, source in _CLASS_SCALARS}
-    out["val_macro_f1"] = float(metrics["macro_avg"]["f1"])
+    out["val_macro_f1"] = present_macro_f1(metrics)
     out["val_weighted_f1"] = float(metrics["weighted_avg"]["f1"])
     for name in metrics["class_names"]:
         for prefix, source in _PER_CLASS:
             out[f"val_{prefix}/{name}"] = float(metrics["per_class"][name][source])
     return out
+
+
+def present_macro_f1(metrics: dict[str, Any]) -> float:
+    """The mean F1 of the classes present in the data (support > 0; NaN when none is), from a
+    :func:`classification_metrics` dict. scikit-learn's macro F1 (``macro_avg.f1``) also
+    averages classes without samples, each as 0: a class without validation images would
+    lower every epoch's value alike and hide how the classes that can be judged fare."""
+    per_class = metrics["per_class"]
+    present = [per_class[name]["f1"] for name in metrics["class_names"] if per_class[name]["support"] > 0]
+    return float(np.mean(present)) if present else math.nan
 
 
 def regression_logs(metrics: dict[str, Any]) -> dict[str, float]:
@@ -85,7 +96,8 @@ def _undefined_logs(task: str, names: Sequence[str]) -> dict[str, float]:
     if task == "classification":
         undefined = {"macro_avg": {"f1": math.nan}, "weighted_avg": {"f1": math.nan},
                      "class_names": list(names),
-                     "per_class": {n: {source: math.nan for _, source in _PER_CLASS} for n in names}}
+                     "per_class": {n: {"support": 0, **{source: math.nan for _, source in _PER_CLASS}}
+                                   for n in names}}
         undefined.update({source: math.nan for _, source in _CLASS_SCALARS})
         return classification_logs(undefined)
     return regression_logs({"names": list(names), "mean": dict.fromkeys(REGRESSION_MEASURES, math.nan),

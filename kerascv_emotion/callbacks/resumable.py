@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from kerascv_emotion.batchnorm import nested_layers
+from kerascv_emotion.errors import TrainingDiverged
 from kerascv_emotion.io import atomic_path
 from kerascv_emotion.resume import BACKUP_EPOCHS_ATTRIBUTE, BACKUP_WEIGHTS, backup_epochs
 
@@ -20,6 +21,8 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """Keras's ``ModelCheckpoint`` whose file is never half-written: Keras saves into a hidden
     temporary ``.keras`` beside ``filepath`` and the epoch's end renames it into place, so a kill
     or a full disk mid-save leaves the previous checkpoint intact (and at most the temporary).
+    An epoch whose monitored value is NaN or infinite is never saved (Keras's own saves the
+    first epoch whatever its value).
     ``filepath`` is the final path; every other argument is ``ModelCheckpoint``'s."""
 
     def __init__(self, filepath: str | Path, **kwargs: Any) -> None:
@@ -28,9 +31,41 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         super().__init__(self.temporary_path, **kwargs)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is not None and not np.isfinite(float(value)):
+            return  # a NaN or infinite monitor is never an improvement, nor a model worth keeping
         super().on_epoch_end(epoch, logs)
         if self.temporary_path.is_file():
             self.temporary_path.replace(self.final_path)
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Raise :class:`~kerascv_emotion.errors.TrainingDiverged` as soon as the training loss
+    (after any batch) or the validation loss (at an epoch's end; place this after
+    :class:`PerClassMetrics`) is NaN or infinite. Keras's ``TerminateOnNaN`` only stops the
+    fit, which then ends "successfully" with a NaN model. ``rate`` names the learning-rate
+    setting (and value) the message tells the user to lower."""
+
+    def __init__(self, rate: str) -> None:
+        super().__init__()
+        self.rate = rate
+        self._epoch = 0
+
+    def _check(self, logs: dict[str, Any] | None, key: str, what: str, where: str) -> None:
+        value = (logs or {}).get(key)
+        if value is not None and not np.isfinite(float(value)):
+            raise TrainingDiverged(f"training diverged: the {what} became {float(value)} {where}epoch "
+                                   f"{self._epoch + 1}; nothing was kept; lower the learning rate "
+                                   f"({self.rate}) or check the data")
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._check(logs, "loss", "training loss", f"at batch {batch + 1} of ")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._check(logs, "val_loss", "validation loss", "after ")
 
 
 class EpochSeededNoise(keras.callbacks.Callback):

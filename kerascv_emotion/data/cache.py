@@ -5,9 +5,13 @@ chunk by chunk into ``CACHE_DIR/<split>-<H>x<W>x<C>-<key>.npy`` and its record
 ``<same>.json`` (kept rows, skipped files with reasons), and afterwards only memory-maps
 the file (``np.load(mmap_mode="r")``). The key hashes ``DatasetIndex.fingerprint()`` and
 every decoding setting, so a changed index or size builds a new file and an unchanged one
-is reused across runs and Snakemake jobs. Each build writes a temporary file beside the
-target and renames it into place (``os.replace``): two jobs building the same cache at once
-both produce identical content and the last rename wins; nobody reads a half-written file.
+is reused across runs and Snakemake jobs. The record also holds each row's source
+``[size, mtime_ns]`` (``null`` for a file that was missing): an image replaced, removed or
+restored since the build is decoded again when the split is next loaded (the unchanged
+rows are copied from the old file, and one line says how many changed); ``refresh=True``
+(``--refresh-cache``) decodes every image again. Each build writes a temporary file beside
+the target and renames it into place (``os.replace``): two jobs building the same cache at
+once both produce identical content and the last rename wins; nobody reads a half-written file.
 
 Before a build, ``load_split`` refuses (one line) a cache that would not fit on the folder's
 disk (rows x H x W x C bytes) and removes hidden temporary files older than
@@ -48,7 +52,7 @@ from kerascv_emotion.io import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = "kerascv_emotion.cache/1"
+CACHE_FORMAT = "kerascv_emotion.cache/2"  # /2: per-row sources (size, mtime_ns) in the record
 CACHE_ENV = "KERASCV_EMOTION_CACHE"
 BAD_IMAGE_POLICIES = ("skip", "fail")
 CHUNK = 256  # images decoded per round; bounds the build's memory
@@ -147,13 +151,59 @@ class Progress:
         self.stream.flush()
 
 
+Source = list[int] | None
+"""A file's ``[st_size, st_mtime_ns]`` when it was cached, ``None`` if it could not be stat'ed."""
+Decoded = np.ndarray | BadImageError
+
+
+def _sources(index: DatasetIndex) -> list[Source]:
+    """The :data:`Source` of every row of ``index`` (one ``stat`` each)."""
+    out: list[Source] = []
+    for rec in index.records:
+        try:
+            st = os.stat(index.resolve(rec))
+        except OSError:
+            out.append(None)
+            continue
+        out.append([int(st.st_size), int(st.st_mtime_ns)])
+    return out
+
+
+@dataclass
+class _Previous:
+    """The rows of an earlier build of the same entry whose sources have not changed."""
+
+    meta: dict[str, Any]
+    images: np.ndarray
+    unchanged: set[int]
+
+    def __post_init__(self) -> None:
+        self._reasons = {row: s["reason"] for row, s in zip(self.meta["skipped_rows"], self.meta["skipped"],
+                                                             strict=True)}
+        kept = (row for row in range(self.meta["n_rows"]) if row not in self._reasons)
+        self._position = {row: i for i, row in enumerate(kept)}
+
+    def get(self, row: int, path: str) -> Decoded | None:
+        """Row ``row`` as the earlier build left it (its image, or its skip), or None to decode it."""
+        if row not in self.unchanged:
+            return None
+        if row in self._reasons:
+            return BadImageError(path, self._reasons[row])
+        return np.asarray(self.images[self._position[row]])
+
+
 def _decode_all(
     index: DatasetIndex, records: Sequence[IndexRecord], image_size: tuple[int, int],
-    channels: int, min_size: int, max_pixels: int | None, workers: int,
-) -> Iterator[tuple[int, np.ndarray | BadImageError]]:
-    """Yield ``(row, image or BadImageError)`` in row order, decoding ``CHUNK`` rows at a time."""
+    channels: int, min_size: int, max_pixels: int | None, workers: int, previous: _Previous | None,
+) -> Iterator[tuple[int, Decoded]]:
+    """Yield ``(row, image or BadImageError)`` in row order, decoding ``CHUNK`` rows at a time
+    (rows ``previous`` holds unchanged are copied from it)."""
 
-    def decode(rec: IndexRecord) -> np.ndarray | BadImageError:
+    def decode(row: int) -> Decoded:
+        rec = records[row]
+        kept = previous.get(row, str(index.resolve(rec))) if previous is not None else None
+        if kept is not None:
+            return kept
         try:
             return load_image(index.resolve(rec), image_size, channels, rec.face_box, min_size, max_pixels)
         except BadImageError as exc:
@@ -161,8 +211,7 @@ def _decode_all(
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(records), CHUNK):
-            chunk = records[start:start + CHUNK]
-            yield from enumerate(pool.map(decode, chunk), start)
+            yield from enumerate(pool.map(decode, range(start, min(start + CHUNK, len(records)))), start)
 
 
 def _shrink_npy(path: Path, data_offset: int, shape: tuple[int, ...]) -> None:
@@ -180,7 +229,7 @@ def _shrink_npy(path: Path, data_offset: int, shape: tuple[int, ...]) -> None:
 def _build(
     index: DatasetIndex, split: str, image_file: Path, meta_file: Path, key: str,
     image_size: tuple[int, int], channels: int, min_size: int, max_pixels: int | None,
-    on_bad_image: str, workers: int, progress: bool,
+    on_bad_image: str, workers: int, progress: bool, sources: list[Source], previous: _Previous | None,
 ) -> dict[str, Any]:
     records = index.records
     h, w = image_size
@@ -192,7 +241,8 @@ def _build(
         with open(tmp, "wb") as out:
             np.lib.format.write_array_header_1_0(out, {"descr": "|u1", "fortran_order": False, "shape": shape})
             data_offset = out.tell()
-            for row, result in _decode_all(index, records, image_size, channels, min_size, max_pixels, workers):
+            for row, result in _decode_all(index, records, image_size, channels, min_size, max_pixels, workers,
+                                           previous):
                 if isinstance(result, BadImageError):
                     if on_bad_image == "fail":
                         raise result
@@ -209,7 +259,7 @@ def _build(
     meta = {
         "format": CACHE_FORMAT, "key": key, "split": split, "image_size": [h, w],
         "channels": channels, "n_rows": len(records), "n_images": len(records) - len(skipped_rows),
-        "skipped": skipped, "skipped_rows": skipped_rows,
+        "skipped": skipped, "skipped_rows": skipped_rows, "sources": sources,
     }
     write_json(meta_file, meta)
     return meta
@@ -292,6 +342,7 @@ def load_split(
     progress: bool = True,
     min_size: int = DEFAULT_MIN_SIZE,
     max_pixels: int | None = None,
+    refresh: bool = False,
 ) -> CachedSplit:
     """Decode (once) and memory-map the images of one split.
 
@@ -300,6 +351,8 @@ def load_split(
     listed in ``skipped``); ``"fail"`` raises BadImageError naming the first one (also when
     a reused cache recorded skips). ``workers`` decoding threads (default: all cores).
     ``min_size``/``max_pixels`` are passed to :func:`~kerascv_emotion.data.images.load_image`.
+    Images whose size or modification time changed since the cache was built are decoded
+    again (module docstring); ``refresh`` decodes every image again.
     """
     if on_bad_image not in BAD_IMAGE_POLICIES:
         raise ConfigError(f"on_bad_image={on_bad_image!r}: use one of {BAD_IMAGE_POLICIES}")
@@ -320,24 +373,39 @@ def load_split(
     stem = f"{split}-{hw[0]}x{hw[1]}x{channels}-{key[:20]}"
     image_file, meta_file = folder / f"{stem}.npy", folder / f"{stem}.json"
 
+    sources = _sources(sub)
     meta = _read_meta(image_file, meta_file, key)
-    if meta is not None and meta["skipped"] and on_bad_image == "fail":
-        first = meta["skipped"][0]
-        raise BadImageError(str(sub.root / first["path"]), first["reason"])
+    if meta is not None and refresh:
+        log.info("cache: decoding every image of split %r again (refresh asked for)", split)
+        meta = None
+    previous = None
+    if meta is not None:
+        changed = [row for row, (old, new) in enumerate(zip(meta["sources"], sources, strict=True)) if old != new]
+        if changed:
+            log.warning("cache: %d of %d images of split %r changed on disk since %s was built (first: %s); "
+                        "decoding them again", len(changed), len(sources), split, image_file.name,
+                        sub.records[changed[0]].path)
+            old = _open_images(image_file, meta, hw, channels) if meta["n_images"] else np.empty((0, 0), np.uint8)
+            previous = None if old is None else _Previous(meta, old, set(range(len(sources))) - set(changed))
+            meta = None
     images = _open_images(image_file, meta, hw, channels) if meta is not None else None
     if meta is not None and images is None:
         log.warning("cache: %s is unreadable or incomplete; rebuilding it", image_file)
+    if images is not None and meta["skipped"] and on_bad_image == "fail":
+        first = meta["skipped"][0]
+        raise BadImageError(str(sub.root / first["path"]), first["reason"])
     if images is None:
         _remove_stale_temps(folder)
         _check_room(folder, split, len(sub.records), hw, channels)
         meta = _build(sub, split, image_file, meta_file, key, hw, channels, min_size, max_pixels,
-                      on_bad_image, workers, progress)
+                      on_bad_image, workers, progress, sources, previous)
         images = _open_images(image_file, meta, hw, channels)
         if images is None:
             raise DataError(f"cache file {image_file} could not be read back after building it; "
                             f"check the disk or set {CACHE_ENV} to another folder")
     if meta["skipped"]:
-        log.warning("cache: %d of %d images of split %r were skipped (listed in %s)",
+        log.warning("cache: %d of %d images of split %r were skipped (listed in %s; each is decoded again "
+                    "once it changes on disk)",
                     len(meta["skipped"]), meta["n_rows"], split, meta_file)
     keep = np.ones(meta["n_rows"], dtype=bool)
     keep[np.asarray(meta["skipped_rows"], dtype=np.int64)] = False
