@@ -12,14 +12,17 @@ import click
 from kerascv_emotion.cli import _device_options, _max_pixels_option, _setup_devices, _with, main
 from kerascv_emotion.errors import DataError
 from kerascv_emotion.export import FORMATS, QUANTIZE
-from kerascv_emotion.faces import DEFAULT_MARGIN
+from kerascv_emotion.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, DETECTORS
 
 
 @main.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV to write.")
-@click.option("--detect-faces", is_flag=True, help="Classify every face found (OpenCV Haar cascade), not the whole image.")
+@click.option("--detect-faces", is_flag=True, help="Classify every face found, not the whole image.")
+@click.option("--detector", default=DEFAULT_DETECTOR, show_default=True, type=click.Choice(list(DETECTORS)),
+              help="Face detector: YuNet (bundled CNN, five landmarks) or OpenCV's Haar cascade.")
+@click.option("--align", is_flag=True, help="Level each face's eye line (yunet's landmarks) before classifying it.")
 @click.option("--face-margin", default=DEFAULT_MARGIN, show_default=True, type=click.FloatRange(min=0),
               help="Grow each detected box by this fraction of its side on every side.")
 @click.option("--annotate", "annotate_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
@@ -27,8 +30,9 @@ from kerascv_emotion.faces import DEFAULT_MARGIN
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @_max_pixels_option
 @_with(_device_options)
-def predict(run: Path, inputs: tuple[str, ...], out: Path, detect_faces: bool, face_margin: float,
-            annotate_dir: Path | None, batch_size: int, max_pixels: int | None, threads: int, gpus: int) -> None:
+def predict(run: Path, inputs: tuple[str, ...], out: Path, detect_faces: bool, detector: str, align: bool,
+            face_margin: float, annotate_dir: Path | None, batch_size: int, max_pixels: int | None, threads: int,
+            gpus: int) -> None:
     """Predict image files, folders (recursive) or glob patterns INPUT... with RUN's model; one CSV
     row per image (or per face with --detect-faces)."""
     _setup_devices(threads, gpus)
@@ -36,7 +40,7 @@ def predict(run: Path, inputs: tuple[str, ...], out: Path, detect_faces: bool, f
     from kerascv_emotion.predict import write_annotated, write_csv
 
     result = predict_images(run, inputs, detect_faces=detect_faces, margin=face_margin, batch_size=batch_size,
-                            max_pixels=max_pixels)
+                            max_pixels=max_pixels, detector=detector, align=align)
     for item in result.skipped:
         click.echo(f"skipped {item['path']}: {item['reason']}")
     for path in result.no_face:

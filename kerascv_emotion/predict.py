@@ -10,8 +10,10 @@ training's ``on_bad_image="skip"`` does.
 
 CSV columns: ``path`` (as found), ``face`` (0, 1, ... within the image, left to right),
 ``face_x, face_y, face_w, face_h`` (the box classified, pixels of the upright image; the
-whole image without ``detect_faces``), then ``label``, ``probability`` and ``prob_<class>``
-for every class, or ``valence, arousal`` for a regression run.
+whole image without ``detect_faces``), with the yunet detector ``face_score`` and the five
+landmarks ``<point>_x, <point>_y`` (:data:`~kerascv_emotion.faces.LANDMARK_NAMES`), then
+``label``, ``probability`` and ``prob_<class>`` for every class, or ``valence, arousal`` for
+a regression run.
 """
 
 from __future__ import annotations
@@ -19,18 +21,19 @@ from __future__ import annotations
 import csv
 import glob
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from kerascv_emotion.data.folders import IMAGE_EXTENSIONS, natural_key
-from kerascv_emotion.errors import BadImageError, DataError
-from kerascv_emotion.faces import DEFAULT_MARGIN, Box
+from kerascv_emotion.errors import BadImageError, ConfigError, DataError
+from kerascv_emotion.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, LANDMARK_NAMES, Face
 from kerascv_emotion.io import atomic_open, atomic_path
-from kerascv_emotion.runs import read_config
+from kerascv_emotion.runs import MODEL, read_config
 from kerascv_emotion.training import load_model
 
 _GLOB_CHARS = frozenset("*?[")
@@ -88,16 +91,28 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[str], list
     return list(dict.fromkeys(files)), skipped
 
 
-def _columns(task: str, output_names: Sequence[str]) -> list[str]:
+def _landmark_columns() -> list[str]:
+    return [f"{point}_{axis}" for point in LANDMARK_NAMES for axis in "xy"]
+
+
+def _columns(task: str, output_names: Sequence[str], landmarks: bool = False) -> list[str]:
     head = ["path", "face", "face_x", "face_y", "face_w", "face_h"]
+    if landmarks:
+        head += ["face_score", *_landmark_columns()]
     if task == "classification":
         return head + ["label", "probability"] + [f"prob_{name}" for name in output_names]
     return head + list(output_names)
 
 
-def _row(path: str, face: int, box: Box, output: np.ndarray, task: str, names: Sequence[str]) -> dict[str, Any]:
+def _row(path: str, face: int, found: Face, output: np.ndarray, task: str, names: Sequence[str],
+         landmarks: bool = False) -> dict[str, Any]:
+    box = found.box
     row: dict[str, Any] = {"path": path, "face": face, "face_x": box[0], "face_y": box[1],
                            "face_w": box[2], "face_h": box[3]}
+    if landmarks:
+        row["face_score"] = found.score
+        points = [v for point in found.landmarks or () for v in point]
+        row.update(zip(_landmark_columns(), points or [None] * len(_landmark_columns()), strict=True))
     if task == "classification":
         top = int(np.argmax(output))
         row.update(label=names[top], probability=float(output[top]))
@@ -114,59 +129,104 @@ def row_label(row: dict[str, Any], task: str) -> str:
     return f"v {row['valence']:+.2f} a {row['arousal']:+.2f}"
 
 
-def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], detect_faces: bool = False,
-            margin: float = DEFAULT_MARGIN, batch_size: int = 32, max_pixels: int | None = None,
-            progress: bool = True) -> Predictions:
-    """Predict every image (or, with ``detect_faces``, every face) named by ``inputs``
-    (:func:`collect_inputs`) with ``RUN/model.keras``, ``batch_size`` crops at a time.
+def model_outputs(model: Any, crops: Sequence[np.ndarray]) -> np.ndarray:
+    """The model's outputs ``(N, K)`` (float64) for uint8 crops ``(H, W, C)``, one batch,
+    scaled to 0..1 as in training."""
+    x = np.stack(crops).astype(np.float32) / np.float32(255.0)
+    return np.asarray(model.predict_on_batch(x), dtype=np.float64)
 
-    ``margin``: each detected box grows by this fraction of its side on every side.
-    ``max_pixels`` defaults to the run's own setting. A progress bar goes to stderr.
+
+def check_face_options(detect_faces: bool, detector: str, align: bool) -> None:
+    """ConfigError for options that cannot go together (``align`` needs yunet's landmarks)."""
+    if align and not (detect_faces and detector == "yunet"):
+        raise ConfigError("--align levels the eyes from yunet's landmarks: give it with --detect-faces "
+                          "and --detector yunet")
+
+
+def predict_frames(model: Any, config: dict[str, Any], frames: Iterable[tuple[str, Image.Image | BadImageError]],
+                   total: int, detect_faces: bool = False, margin: float = DEFAULT_MARGIN,
+                   detector: str = DEFAULT_DETECTOR, align: bool = False, batch_size: int = 32,
+                   skipped: Sequence[dict[str, str]] = (), progress: bool = True) -> Predictions:
+    """Predict each of ``frames`` (``(name, decoded upright image)``, or ``(name, BadImageError)``
+    for one that could not be decoded) with ``model`` and its run's ``config``: the whole image,
+    or with ``detect_faces`` every face ``detector`` finds (:func:`~kerascv_emotion.faces.find_faces`),
+    each crop prepared as training prepares images, ``batch_size`` crops per model call.
+    ``align`` levels each face's eye line first. ``total``: the number of frames (for the
+    progress bar); ``skipped``: files already left out.
     """
     from kerascv_emotion.data.cache import Progress
-    from kerascv_emotion.data.images import open_image, prepare_image
-    from kerascv_emotion.faces import find_faces
+    from kerascv_emotion.data.images import prepare_image
+    from kerascv_emotion.faces import aligned_face, find_faces
 
-    config = read_config(run_dir)
+    check_face_options(detect_faces, detector, align)
     task = config.get("task", "classification")
     names = list(config["output_names"])
     size, channels = int(config["image_size"]), int(config["channels"])
-    max_pixels = max_pixels or config.get("max_pixels")
-    files, skipped = collect_inputs(inputs)
-    model = load_model(Path(run_dir) / "model.keras")
-    result = Predictions(task, _columns(task, names), skipped=skipped)
+    landmarks = detect_faces and detector == "yunet"
+    result = Predictions(task, _columns(task, names, landmarks), skipped=list(skipped))
     batch: list[np.ndarray] = []
-    where: list[tuple[str, int, Box]] = []
+    where: list[tuple[str, int, Face]] = []
 
     def flush() -> None:
         if not batch:
             return
-        x = np.stack(batch).astype(np.float32) / np.float32(255.0)
-        outputs = np.asarray(model.predict_on_batch(x), dtype=np.float64)
-        result.rows.extend(_row(p, f, b, out, task, names) for (p, f, b), out in zip(where, outputs, strict=True))
+        outputs = model_outputs(model, batch)
+        result.rows.extend(_row(p, f, b, out, task, names, landmarks)
+                           for (p, f, b), out in zip(where, outputs, strict=True))
         batch.clear()
         where.clear()
 
-    bar = Progress("predict", len(files), progress)
-    for done, path in enumerate(files, start=1):
+    bar = Progress("predict", total, progress)
+    for done, (path, img) in enumerate(frames, start=1):
         try:
-            img = open_image(path, max_pixels)
-            boxes = find_faces(img, margin) if detect_faces else [(0, 0, img.width, img.height)]
-            crops = [prepare_image(img, path, size, channels, box) for box in boxes]
+            if isinstance(img, BadImageError):
+                raise img
+            faces = find_faces(img, margin, detector) if detect_faces else [Face((0, 0, img.width, img.height))]
+            crops = [prepare_image(aligned_face(img, face, channels), path, size, channels) if align
+                     else prepare_image(img, path, size, channels, face.box) for face in faces]
         except BadImageError as exc:
             result.skipped.append({"path": path, "reason": exc.reason})
             bar.update(done)
             continue
-        if not boxes:
+        if not faces:
             result.no_face.append(path)
-        for face, (box, crop) in enumerate(zip(boxes, crops, strict=True)):
+        for number, (face, crop) in enumerate(zip(faces, crops, strict=True)):
             batch.append(crop)
-            where.append((path, face, box))
+            where.append((path, number, face))
         if len(batch) >= batch_size:
             flush()
         bar.update(done)
     flush()
     return result
+
+
+def _decoded(files: Iterable[str], max_pixels: int | None) -> Iterator[tuple[str, Image.Image | BadImageError]]:
+    """``(path, upright image)`` for each file, or ``(path, BadImageError)``."""
+    from kerascv_emotion.data.images import open_image
+
+    for path in files:
+        try:
+            yield path, open_image(path, max_pixels)
+        except BadImageError as exc:
+            yield path, exc
+
+
+def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], detect_faces: bool = False,
+            margin: float = DEFAULT_MARGIN, batch_size: int = 32, max_pixels: int | None = None,
+            progress: bool = True, detector: str = DEFAULT_DETECTOR, align: bool = False) -> Predictions:
+    """Predict every image (or, with ``detect_faces``, every face) named by ``inputs``
+    (:func:`collect_inputs`) with ``RUN/model.keras`` (:func:`predict_frames`).
+
+    ``margin``: each detected box grows by this fraction of its side on every side.
+    ``max_pixels`` defaults to the run's own setting. A progress bar goes to stderr.
+    """
+    config = read_config(run_dir)
+    check_face_options(detect_faces, detector, align)
+    max_pixels = max_pixels or config.get("max_pixels")
+    files, skipped = collect_inputs(inputs)
+    model = load_model(Path(run_dir) / MODEL)
+    return predict_frames(model, config, _decoded(files, max_pixels), len(files), detect_faces, margin, detector,
+                          align, batch_size, skipped, progress)
 
 
 def write_csv(path: str | os.PathLike, result: Predictions) -> Path:
