@@ -113,7 +113,8 @@ def _yunet() -> Any:
 
 def detect_faces_yunet(rgb: np.ndarray) -> list[tuple[Box, Landmarks, float]]:
     """YuNet's faces in a uint8 ``(H, W, 3)`` RGB image, each ``(box, landmarks, score)``, box
-    and landmarks in pixels of ``rgb``, left to right; one pass per :data:`YUNET_SIDES`."""
+    (clipped to the image) and landmarks in pixels of ``rgb``, left to right; one pass per
+    :data:`YUNET_SIDES`."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ConfigError(f"detect_faces_yunet needs a uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}")
     cv2 = _opencv()
@@ -128,7 +129,7 @@ def detect_faces_yunet(rgb: np.ndarray) -> list[tuple[Box, Landmarks, float]]:
         if faces is not None:
             faces = faces.astype(np.float64)
             faces[:, :14] /= scale
-            found.extend(faces)
+            found.extend(face for face in faces if np.isfinite(face).all() and face[2] >= 1 and face[3] >= 1)
     if not found:
         return []
     boxes = [[float(v) for v in face[:4]] for face in found]
@@ -136,7 +137,11 @@ def detect_faces_yunet(rgb: np.ndarray) -> list[tuple[Box, Landmarks, float]]:
     out = []
     for i in np.asarray(keep, dtype=int).reshape(-1):
         face = found[i]
-        box = tuple(int(round(v)) for v in face[:4])
+        left, top = max(0, round(face[0])), max(0, round(face[1]))
+        right, bottom = min(image.width, round(face[0] + face[2])), min(image.height, round(face[1] + face[3]))
+        if right <= left or bottom <= top:
+            continue
+        box = (left, top, right - left, bottom - top)
         landmarks = tuple((float(face[4 + 2 * k]), float(face[5 + 2 * k])) for k in range(5))
         out.append((box, landmarks, float(face[14])))
     return sorted(out, key=lambda f: (f[0][0], f[0][1]))  # type: ignore[return-value]

@@ -98,3 +98,9 @@ def test_aligned_face_levels_the_eye_line() -> None:
     assert ((rx + lx) / 2, (ry + ly) / 2) == pytest.approx(
         (40 - 10 * math.sin(angle), 40 - 10 * math.cos(angle)), abs=1.0)
     assert aligned_face(img, face, 1).mode == "L"
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 5), (1, 1000), (3000, 2000)])
+def test_degenerate_and_flat_images_give_no_face(size: tuple[int, int]) -> None:
+    # YuNet answers a 1x1 image with an infinite box; such boxes are dropped, the rest clipped
+    assert find_faces(Image.new("L", size, 128)) == []
