@@ -2,6 +2,10 @@
 the whole image or each detected face (:mod:`kerascv_emotion.faces`); one CSV row per image
 or face.
 
+A video file among the inputs (:data:`VIDEO_EXTENSIONS`, anything OpenCV's ``VideoCapture``
+reads) is sampled every ``every`` seconds (the first frame at or after 0, every, 2 x every, ...);
+its rows carry the frame's time in ``time_s`` (a column only when a video is among the inputs).
+
 Images are decoded and resized exactly as training decodes them
 (:func:`~kerascv_emotion.data.images.open_image` then
 :func:`~kerascv_emotion.data.images.prepare_image`, at the run's ``image_size`` and
@@ -37,6 +41,17 @@ from kerascv_emotion.runs import MODEL, read_config
 from kerascv_emotion.training import load_model
 
 _GLOB_CHARS = frozenset("*?[")
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+DEFAULT_EVERY = 1.0
+"""Seconds between the frames of a video that are predicted."""
+Frame = tuple[str, "float | None", "Image.Image | BadImageError"]
+"""``(path, time in seconds within a video or None for a photo, upright image or the error
+that kept it from being decoded)``."""
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    """Whether ``path`` has a video extension (:data:`VIDEO_EXTENSIONS`)."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 @dataclass
@@ -53,6 +68,31 @@ class Predictions:
     skipped: list[dict[str, str]] = field(default_factory=list)
     no_face: list[str] = field(default_factory=list)
 
+    def records(self) -> dict[str, list[dict[str, Any]]]:
+        """The rows as records by path (an image without a face maps to ``[]``; a skipped file
+        is absent), each: ``time`` (seconds into a video; only when a video was among the
+        inputs), ``box`` ``(x, y, w, h)``, ``landmarks`` (five ``(x, y)``, or
+        ``None``), ``score`` (the detector's, or ``None``), then ``label``, ``probability`` and
+        ``probabilities`` (class -> probability), or ``valence``, ``arousal`` for a regression
+        run."""
+        out: dict[str, list[dict[str, Any]]] = {path: [] for path in self.no_face}
+        lm_columns = _landmark_columns()
+        for row in self.rows:
+            points = [row.get(c) for c in lm_columns]
+            record: dict[str, Any] = {
+                **({"time": row["time_s"]} if "time_s" in row else {}),
+                "box": (row["face_x"], row["face_y"], row["face_w"], row["face_h"]),
+                "landmarks": None if points[0] is None else tuple(zip(points[::2], points[1::2], strict=True)),
+                "score": row.get("face_score")}
+            if self.task == "classification":
+                record.update(label=row["label"], probability=row["probability"],
+                              probabilities={c[len("prob_"):]: row[c] for c in self.columns if c.startswith("prob_")})
+            else:
+                record.update({c: row[c] for c in self.columns[self.columns.index("face_h") + 1:]
+                               if c not in ("face_score", *lm_columns)})
+            out.setdefault(row["path"], []).append(record)
+        return out
+
 
 def _walk(folder: Path, skipped: list[dict[str, str]]) -> Iterator[str]:
     """Files below ``folder`` (recursive, natural order, hidden ones left out); files without
@@ -61,7 +101,7 @@ def _walk(folder: Path, skipped: list[dict[str, str]]) -> Iterator[str]:
         dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=natural_key)
         for name in sorted((f for f in filenames if not f.startswith(".")), key=natural_key):
             path = os.path.join(dirpath, name)
-            if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+            if Path(name).suffix.lower() in IMAGE_EXTENSIONS or is_video(name):
                 yield path
             else:
                 skipped.append({"path": path, "reason": f"not an image extension ({Path(name).suffix or 'none'})"})
@@ -95,8 +135,8 @@ def _landmark_columns() -> list[str]:
     return [f"{point}_{axis}" for point in LANDMARK_NAMES for axis in "xy"]
 
 
-def _columns(task: str, output_names: Sequence[str], landmarks: bool = False) -> list[str]:
-    head = ["path", "face", "face_x", "face_y", "face_w", "face_h"]
+def _columns(task: str, output_names: Sequence[str], landmarks: bool = False, times: bool = False) -> list[str]:
+    head = ["path", *(["time_s"] if times else []), "face", "face_x", "face_y", "face_w", "face_h"]
     if landmarks:
         head += ["face_score", *_landmark_columns()]
     if task == "classification":
@@ -104,11 +144,13 @@ def _columns(task: str, output_names: Sequence[str], landmarks: bool = False) ->
     return head + list(output_names)
 
 
-def _row(path: str, face: int, found: Face, output: np.ndarray, task: str, names: Sequence[str],
-         landmarks: bool = False) -> dict[str, Any]:
+def _row(path: str, time: float | None, face: int, found: Face, output: np.ndarray, task: str, names: Sequence[str],
+         landmarks: bool = False, times: bool = False) -> dict[str, Any]:
     box = found.box
     row: dict[str, Any] = {"path": path, "face": face, "face_x": box[0], "face_y": box[1],
                            "face_w": box[2], "face_h": box[3]}
+    if times:
+        row["time_s"] = None if time is None else round(time, 3)
     if landmarks:
         row["face_score"] = found.score
         points = [v for point in found.landmarks or () for v in point]
@@ -143,16 +185,17 @@ def check_face_options(detect_faces: bool, detector: str, align: bool) -> None:
                           "and --detector yunet")
 
 
-def predict_frames(model: Any, config: dict[str, Any], frames: Iterable[tuple[str, Image.Image | BadImageError]],
-                   total: int, detect_faces: bool = False, margin: float = DEFAULT_MARGIN,
-                   detector: str = DEFAULT_DETECTOR, align: bool = False, batch_size: int = 32,
-                   skipped: Sequence[dict[str, str]] = (), progress: bool = True) -> Predictions:
-    """Predict each of ``frames`` (``(name, decoded upright image)``, or ``(name, BadImageError)``
-    for one that could not be decoded) with ``model`` and its run's ``config``: the whole image,
-    or with ``detect_faces`` every face ``detector`` finds (:func:`~kerascv_emotion.faces.find_faces`),
-    each crop prepared as training prepares images, ``batch_size`` crops per model call.
-    ``align`` levels each face's eye line first. ``total``: the number of frames (for the
-    progress bar); ``skipped``: files already left out.
+def predict_frames(model: Any, config: dict[str, Any], frames: Iterable[Frame], total: int,
+                   detect_faces: bool = False, margin: float = DEFAULT_MARGIN, detector: str = DEFAULT_DETECTOR,
+                   align: bool = False, batch_size: int = 32, skipped: Sequence[dict[str, str]] = (),
+                   progress: bool = True, times: bool = False) -> Predictions:
+    """Predict each of ``frames`` (:data:`Frame`: photos, and the sampled frames of videos) with
+    ``model`` and its run's ``config``: the whole image, or with ``detect_faces`` every face
+    ``detector`` finds (:func:`~kerascv_emotion.faces.find_faces`), each crop prepared as
+    training prepares images, ``batch_size`` crops per model call. ``align`` levels each face's
+    eye line first. ``total``: the number of files (for the progress bar); ``skipped``: files
+    already left out; ``times``: rows get the ``time_s`` column. A file (photo or video) in
+    which no face was found is listed in ``no_face``.
     """
     from kerascv_emotion.data.cache import Progress
     from kerascv_emotion.data.images import prepare_image
@@ -163,21 +206,26 @@ def predict_frames(model: Any, config: dict[str, Any], frames: Iterable[tuple[st
     names = list(config["output_names"])
     size, channels = int(config["image_size"]), int(config["channels"])
     landmarks = detect_faces and detector == "yunet"
-    result = Predictions(task, _columns(task, names, landmarks), skipped=list(skipped))
+    result = Predictions(task, _columns(task, names, landmarks, times), skipped=list(skipped))
     batch: list[np.ndarray] = []
-    where: list[tuple[str, int, Face]] = []
+    where: list[tuple[str, float | None, int, Face]] = []
+    faces_in: dict[str, int] = {}  # faces found per decoded file
 
     def flush() -> None:
         if not batch:
             return
         outputs = model_outputs(model, batch)
-        result.rows.extend(_row(p, f, b, out, task, names, landmarks)
-                           for (p, f, b), out in zip(where, outputs, strict=True))
+        result.rows.extend(_row(p, t, f, b, out, task, names, landmarks, times)
+                           for (p, t, f, b), out in zip(where, outputs, strict=True))
         batch.clear()
         where.clear()
 
     bar = Progress("predict", total, progress)
-    for done, (path, img) in enumerate(frames, start=1):
+    seen: set[str] = set()
+    for path, time, img in frames:
+        if path not in seen:
+            seen.add(path)
+            bar.update(len(seen))
         try:
             if isinstance(img, BadImageError):
                 raise img
@@ -186,36 +234,73 @@ def predict_frames(model: Any, config: dict[str, Any], frames: Iterable[tuple[st
                      else prepare_image(img, path, size, channels, face.box) for face in faces]
         except BadImageError as exc:
             result.skipped.append({"path": path, "reason": exc.reason})
-            bar.update(done)
             continue
-        if not faces:
-            result.no_face.append(path)
+        faces_in[path] = faces_in.get(path, 0) + len(faces)
         for number, (face, crop) in enumerate(zip(faces, crops, strict=True)):
             batch.append(crop)
-            where.append((path, number, face))
+            where.append((path, time, number, face))
         if len(batch) >= batch_size:
             flush()
-        bar.update(done)
     flush()
+    result.no_face = [path for path, count in faces_in.items() if count == 0]
     return result
 
 
-def _decoded(files: Iterable[str], max_pixels: int | None) -> Iterator[tuple[str, Image.Image | BadImageError]]:
-    """``(path, upright image)`` for each file, or ``(path, BadImageError)``."""
+def video_frames(path: str, every: float = DEFAULT_EVERY, sampled_only: bool = True) -> Iterator[Frame]:
+    """The frames of video ``path`` as :data:`Frame` s (RGB) every ``every`` seconds (the first
+    frame at or after 0, every, 2 x every, ...); with ``sampled_only=False`` all frames, those
+    between samples with time ``None``. One ``(path, None, BadImageError)`` if the file cannot
+    be read as a video."""
+    import cv2
+
+    if every <= 0:
+        raise ConfigError(f"--every {every}: give a positive number of seconds between frames")
+    capture = cv2.VideoCapture(path)
+    try:
+        fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
+        if not fps or not np.isfinite(fps) or fps <= 0:
+            yield path, None, BadImageError(path, "cannot be read as a video by OpenCV (no frame rate)")
+            return
+        index, next_time, decoded = 0, 0.0, 0
+        while capture.grab():
+            time = index / fps
+            sampled = time + 1e-9 >= next_time
+            while next_time <= time + 1e-9:
+                next_time += every
+            if sampled or not sampled_only:
+                ok, bgr = capture.retrieve()
+                if ok:
+                    decoded += 1
+                    yield path, time if sampled else None, Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
+            index += 1
+        if decoded == 0:
+            yield path, None, BadImageError(path, "no frame of the video could be decoded")
+    finally:
+        capture.release()
+
+
+def read_frames(files: Iterable[str], max_pixels: int | None, every: float = DEFAULT_EVERY) -> Iterator[Frame]:
+    """The :data:`Frame` s of ``files``: each photo decoded (or its BadImageError), each
+    video's frames every ``every`` seconds (:func:`video_frames`)."""
     from kerascv_emotion.data.images import open_image
 
     for path in files:
+        if is_video(path):
+            yield from video_frames(path, every)
+            continue
         try:
-            yield path, open_image(path, max_pixels)
+            yield path, None, open_image(path, max_pixels)
         except BadImageError as exc:
-            yield path, exc
+            yield path, None, exc
 
 
 def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], detect_faces: bool = False,
             margin: float = DEFAULT_MARGIN, batch_size: int = 32, max_pixels: int | None = None,
-            progress: bool = True, detector: str = DEFAULT_DETECTOR, align: bool = False) -> Predictions:
+            progress: bool = True, detector: str = DEFAULT_DETECTOR, align: bool = False,
+            every: float = DEFAULT_EVERY) -> Predictions:
     """Predict every image (or, with ``detect_faces``, every face) named by ``inputs``
-    (:func:`collect_inputs`) with ``RUN/model.keras`` (:func:`predict_frames`).
+    (:func:`collect_inputs`), and the frames of videos every ``every`` seconds, with
+    ``RUN/model.keras`` (:func:`predict_frames`).
 
     ``margin``: each detected box grows by this fraction of its side on every side.
     ``max_pixels`` defaults to the run's own setting. A progress bar goes to stderr.
@@ -225,8 +310,8 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], det
     max_pixels = max_pixels or config.get("max_pixels")
     files, skipped = collect_inputs(inputs)
     model = load_model(Path(run_dir) / MODEL)
-    return predict_frames(model, config, _decoded(files, max_pixels), len(files), detect_faces, margin, detector,
-                          align, batch_size, skipped, progress)
+    return predict_frames(model, config, read_frames(files, max_pixels, every), len(files), detect_faces, margin,
+                          detector, align, batch_size, skipped, progress, times=any(map(is_video, files)))
 
 
 def write_csv(path: str | os.PathLike, result: Predictions) -> Path:
@@ -240,9 +325,45 @@ def write_csv(path: str | os.PathLike, result: Predictions) -> Path:
     return path
 
 
-def write_annotated(folder: str | os.PathLike, result: Predictions, max_pixels: int | None = None) -> list[Path]:
-    """Write ``FOLDER/<name>.png``, a copy of each image with rows, its boxes and labels drawn
-    (a repeated name gets ``-2``, ``-3``, ...); returns the files written."""
+def _write_annotated_video(path: str, target: Path, rows: Sequence[dict[str, Any]], task: str, every: float) -> None:
+    """``target`` (MJPG ``.avi``): every frame of video ``path`` with the boxes and labels of the
+    latest sampled frame (none after a sampled frame without a face)."""
+    import cv2
+
+    from kerascv_emotion.faces import annotate
+
+    by_time: dict[float, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_time.setdefault(row["time_s"], []).append(row)
+    capture = cv2.VideoCapture(path)
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    current: list[dict[str, Any]] = []
+    with atomic_path(target, suffix=".avi") as tmp:
+        writer = None
+        try:
+            for _, time, frame in video_frames(path, every, sampled_only=False):
+                if isinstance(frame, BadImageError):
+                    continue
+                if time is not None:
+                    current = by_time.get(round(time, 3), [])
+                boxes = [(r["face_x"], r["face_y"], r["face_w"], r["face_h"]) for r in current]
+                drawn = np.asarray(annotate(frame, boxes, [row_label(r, task) for r in current]))[:, :, ::-1]
+                if writer is None:
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps,
+                                             (drawn.shape[1], drawn.shape[0]))
+                writer.write(np.ascontiguousarray(drawn))
+        finally:
+            if writer is not None:
+                writer.release()
+
+
+def write_annotated(folder: str | os.PathLike, result: Predictions, max_pixels: int | None = None,
+                    every: float = DEFAULT_EVERY) -> list[Path]:
+    """Write ``FOLDER/<name>.png``, a copy of each image with rows, its boxes and labels drawn,
+    and ``FOLDER/<name>.avi`` for each video with rows (every frame, with the boxes of the latest
+    frame sampled every ``every`` seconds, as :func:`predict` sampled it); a repeated name gets
+    ``-2``, ``-3``, ...; returns the files written."""
     from kerascv_emotion.data.images import open_image
     from kerascv_emotion.faces import annotate
 
@@ -252,10 +373,14 @@ def write_annotated(folder: str | os.PathLike, result: Predictions, max_pixels: 
     written: list[Path] = []
     used: set[str] = set()
     for path, rows in by_path.items():
-        stem, n = Path(path).stem, 1
-        while (name := f"{stem}.png" if n == 1 else f"{stem}-{n}.png") in used:
+        stem, n, suffix = Path(path).stem, 1, ".avi" if is_video(path) else ".png"
+        while (name := f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}") in used:
             n += 1
         used.add(name)
+        if is_video(path):
+            _write_annotated_video(path, Path(folder) / name, rows, result.task, every)
+            written.append(Path(folder) / name)
+            continue
         boxes = [(r["face_x"], r["face_y"], r["face_w"], r["face_h"]) for r in rows]
         image = annotate(open_image(path, max_pixels), boxes, [row_label(r, result.task) for r in rows])
         with atomic_path(Path(folder) / name) as tmp:

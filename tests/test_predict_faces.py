@@ -72,7 +72,7 @@ def test_align_feeds_the_model_the_levelled_crop() -> None:
     fed = {}
     for align in (False, True):
         model = _Recorder()
-        result = predict_frames(model, config, [("tilted", photo)], 1, detect_faces=True, align=align, progress=False)
+        result = predict_frames(model, config, [("tilted", None, photo)], 1, detect_faces=True, align=align, progress=False)
         assert [r["face_x"] for r in result.rows] == [face.box[0]] and result.rows[0]["label"] == "b"
         fed[align] = np.rint(model.batches[0][0] * 255).astype(np.uint8)
     np.testing.assert_array_equal(fed[True], prepare_image(aligned_face(photo, face, 3), "tilted", 32, 3))
