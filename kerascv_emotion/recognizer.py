@@ -24,7 +24,7 @@ from PIL import Image, ImageOps
 from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN
 from kerascv_emotion.predict import DEFAULT_EVERY
-from kerascv_emotion.presets import DEFAULT_PRESET, preset_dir
+from kerascv_emotion.presets import CARD, DEFAULT_PRESET, preset_detects_faces, preset_dir
 from kerascv_emotion.runs import MODEL, read_config
 
 log = logging.getLogger(__name__)
@@ -45,20 +45,22 @@ def to_image(x: Any) -> Image.Image:
 class EmotionRecognizer:
     """A loaded model and how faces are found for it.
 
-    ``folder``: a finished run or a preset (``config.json`` + ``model.keras``). ``detect_faces``
-    (default on): classify every face found by ``detector``, each box grown by ``margin``
-    (``align`` levels the eyes first); off: the whole image. ``batch_size`` crops per model call;
+    ``folder``: a finished run or a preset (``config.json`` + ``model.keras``). ``detect_faces``:
+    classify every face found by ``detector``, each box grown by ``margin`` (``align`` levels the
+    eyes first), or the whole image (default: as a preset's card says; a run: faces). ``batch_size`` crops per model call;
     a video's frames are predicted every ``every`` seconds.
     """
 
-    def __init__(self, folder: str | os.PathLike, detect_faces: bool = True, detector: str = DEFAULT_DETECTOR,
+    def __init__(self, folder: str | os.PathLike, detect_faces: bool | None = None, detector: str = DEFAULT_DETECTOR,
                  margin: float = DEFAULT_MARGIN, align: bool = False, batch_size: int = 32,
                  max_pixels: int | None = None, every: float = DEFAULT_EVERY) -> None:
         from kerascv_emotion.predict import check_face_options
         from kerascv_emotion.training import load_model
 
-        check_face_options(detect_faces, detector, align)
         self.folder = Path(folder)
+        if detect_faces is None:
+            detect_faces = preset_detects_faces(self.folder) if (self.folder / CARD).is_file() else True
+        check_face_options(detect_faces, detector, align)
         self.config = read_config(self.folder)
         self.model = load_model(self.folder / MODEL)
         self.options: dict[str, Any] = {"detect_faces": detect_faces, "detector": detector, "margin": margin,

@@ -122,7 +122,20 @@ def test_predict_without_a_run_and_the_recognizer_agree(evaluated_run: Path, pre
                                  "--out", str(tmp_path / "b.csv"), code=1)
 
 
-def test_an_array_of_the_wrong_type_is_a_one_line_error(evaluated_run: Path) -> None:
+def test_a_whole_image_preset_predicts_whole_images(evaluated_run: Path, presets: Path, tmp_path: Path) -> None:
+    from kerascv_emotion import EmotionRecognizer
+
+    _build(evaluated_run, "whole", "--whole-images")
+    assert read_json(presets / "whole" / "card.json")["input"]["faces"] is False
+    cat = str(DATA / "chelsea.jpg")
+    assert [r["box"] for r in EmotionRecognizer.from_preset("whole").predict(cat)] == [(0, 0, 256, 170)]
+    assert EmotionRecognizer.from_preset("whole", detect_faces=True).predict(cat) == []
+    _invoke("predict", cat, "--preset", "whole", "--out", str(tmp_path / "w.csv"))
+    assert [r["face_w"] for r in _rows(tmp_path / "w.csv")] == ["256"]
+    assert "whole images" in _invoke("presets")
+
+
+def test_an_array_of_the_wrong_type_is_a_one_line_error() -> None:
     from kerascv_emotion.errors import ConfigError
     from kerascv_emotion.recognizer import to_image
 
