@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from kerascv_emotion.errors import ConfigError
+from kerascv_emotion.errors import BadImageError, ConfigError
 from kerascv_emotion.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN
 from kerascv_emotion.predict import DEFAULT_EVERY
 from kerascv_emotion.presets import CARD, DEFAULT_PRESET, preset_detects_faces, preset_dir
@@ -86,15 +86,21 @@ class EmotionRecognizer:
     def predict(self, x: str | os.PathLike | Image.Image | np.ndarray) -> list[dict[str, Any]]:
         """One record per face in ``x`` (a path, a PIL image or a uint8 array, :func:`to_image`),
         left to right (:meth:`~kerascv_emotion.predict.Predictions.records`); ``[]`` without a
-        face. A file that cannot be decoded raises :class:`~kerascv_emotion.errors.BadImageError`."""
+        face. A video's path gives the records of its frames every ``every`` seconds, each with
+        its ``time``. A file that cannot be decoded raises
+        :class:`~kerascv_emotion.errors.BadImageError`."""
         from kerascv_emotion.data.images import open_image
-        from kerascv_emotion.predict import predict_frames
+        from kerascv_emotion.predict import is_video, predict_frames, video_frames
 
+        video = False
         if isinstance(x, str | os.PathLike):
-            name, img = os.fspath(x), open_image(x, self.max_pixels)
+            name, video = os.fspath(x), is_video(x)
+            frames = video_frames(name, self.every) if video else [(name, None, open_image(name, self.max_pixels))]
         else:
-            name, img = "<image>", to_image(x)
-        result = predict_frames(self.model, self.config, [(name, None, img)], 1, progress=False, **self.options)
+            name, frames = "<image>", [("<image>", None, to_image(x))]
+        result = predict_frames(self.model, self.config, frames, 1, progress=False, times=video, **self.options)
+        if result.skipped:
+            raise BadImageError(name, result.skipped[0]["reason"])
         return result.records().get(name, [])
 
     def predict_many(self, inputs: Sequence[str | os.PathLike], progress: bool = False) -> dict[str, list[dict[str, Any]]]:

@@ -84,3 +84,18 @@ def test_a_video_gives_a_row_per_sampled_frame_and_face(tiny_run: Path, clip: Pa
         return bool(((edge[..., 0] > 200) & (edge[..., 1] < 120)).mean() > 0.8)
 
     assert [red(frames[i]) for i in (0, 7, 12, 18, 21, 29)] == [True, True, False, False, True, True]
+
+
+def test_the_recognizer_reads_videos_too(tiny_run: Path, clip: Path, tmp_path: Path) -> None:
+    from kerascv_emotion import EmotionRecognizer
+    from kerascv_emotion.errors import BadImageError
+
+    recognizer = EmotionRecognizer.from_run(tiny_run, every=1.0)
+    records = recognizer.predict(clip)
+    assert [r["time"] for r in records] == [0.0, 2.0] and all(len(r["landmarks"]) == 5 for r in records)
+    many = recognizer.predict_many([clip, DATA / "astronaut.jpg"])
+    assert [[r.get("time") for r in v] for v in many.values()] == [[0.0, 2.0], [None]]
+    fake = tmp_path / "broken.mp4"
+    fake.write_bytes(b"not a video at all")
+    with pytest.raises(BadImageError, match="cannot be read as a video"):
+        recognizer.predict(fake)
