@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kerascv_emotion.data.index import meta_path
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.io import atomic_path, read_json, write_json
 from kerascv_emotion.runs import CONFIG, MODEL, eval_dir, read_config
@@ -88,8 +89,6 @@ def make_card(run_dir: str | os.PathLike, name: str, data_licence: str, train_co
     else:
         validation = {"mean": metrics["mean"], "bootstrap": metrics["bootstrap"]}
     index_path = Path(config["index"])
-    from kerascv_emotion.data.index import meta_path
-
     meta = read_json(meta_path(index_path)) if meta_path(index_path).is_file() else {}
     settings = {k: v for k, v in config.items()
                 if k not in ("class_names", "output_names", "samples", "versions", "devices", "params",
@@ -120,7 +119,9 @@ def make_card(run_dir: str | os.PathLike, name: str, data_licence: str, train_co
         },
         "validation": {"split": CARD_SPLIT, "images": metrics.get("n"), "tta": metrics.get("tta", "none"),
                        **validation, "without_tta": metrics.get("without_tta"),
-                       "resamples": "bootstrap, 95% percentile intervals"},
+                       "intervals": {"method": "percentile bootstrap",
+                                     "confidence": metrics["bootstrap"].get("confidence"),
+                                     "resamples": metrics["bootstrap"].get("n_resamples")}},
         "inference": metrics.get("inference"),
         "run": run_dir.resolve().name,
         "notes": list(notes),

@@ -72,6 +72,7 @@ def test_build_preset_writes_the_card_from_the_run(evaluated_run: Path, presets:
     for key, block in (("accuracy", "accuracy"), ("macro_f1", "macro_f1")):
         assert card["validation"][key] == {k: metrics["bootstrap"][block][k] for k in ("estimate", "low", "high")}
     assert card["validation"]["images"] == metrics["n"] and card["validation"]["split"] == "val"
+    assert card["validation"]["intervals"] == {"method": "percentile bootstrap", "confidence": 0.95, "resamples": 50}
     training = card["training"]
     assert (training["commit"], training["data_licence"]) == ("abc1234", "synthetic, no licence needed")
     assert training["command"].startswith("kerascv-emotion train") and training["settings"]["arch"] == "mobilenet"
