@@ -1,4 +1,5 @@
-"""``kerascv-emotion predict`` and ``export``: use a finished run outside its index.
+"""``kerascv-emotion predict`` and ``export``: use a finished run (or a preset) outside its index;
+``presets`` and ``build-preset``: the bundled models.
 
 Registered on the main group by importing this module (the last lines of ``cli.py``).
 """
@@ -10,33 +11,59 @@ from pathlib import Path
 import click
 
 from kerascv_emotion.cli import _device_options, _max_pixels_option, _setup_devices, _with, main
-from kerascv_emotion.errors import DataError
+from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.export import FORMATS, QUANTIZE
-from kerascv_emotion.faces import DEFAULT_MARGIN
+from kerascv_emotion.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, DETECTORS
+from kerascv_emotion.predict import DEFAULT_EVERY
+from kerascv_emotion.presets import DEFAULT_PRESET
+from kerascv_emotion.runs import is_finished_run
 
 
 @main.command()
-@click.argument("run", type=click.Path(path_type=Path))
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.argument("inputs", nargs=-1, required=True, metavar="[RUN] INPUT...")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV to write.")
-@click.option("--detect-faces", is_flag=True, help="Classify every face found (OpenCV Haar cascade), not the whole image.")
+@click.option("--run", "run", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="A finished run folder whose model predicts (also taken as the first argument).")
+@click.option("--preset", default=None,
+              help=f"A bundled model (see `kerascv-emotion presets`); {DEFAULT_PRESET} without --run or --preset.")
+@click.option("--detect-faces/--whole-image", default=None,
+              help="Classify every face found, or the whole image (default: as the preset's card says; a run: "
+                   "the whole image).")
+@click.option("--detector", default=DEFAULT_DETECTOR, show_default=True, type=click.Choice(list(DETECTORS)),
+              help="Face detector: YuNet (bundled CNN, five landmarks) or OpenCV's Haar cascade.")
+@click.option("--align", is_flag=True, help="Level each face's eye line (yunet's landmarks) before classifying it.")
 @click.option("--face-margin", default=DEFAULT_MARGIN, show_default=True, type=click.FloatRange(min=0),
               help="Grow each detected box by this fraction of its side on every side.")
 @click.option("--annotate", "annotate_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Write copies of the images with boxes and labels drawn into this folder.")
+@click.option("--every", default=DEFAULT_EVERY, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds between the frames of a video that are predicted.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @_max_pixels_option
 @_with(_device_options)
-def predict(run: Path, inputs: tuple[str, ...], out: Path, detect_faces: bool, face_margin: float,
-            annotate_dir: Path | None, batch_size: int, max_pixels: int | None, threads: int, gpus: int) -> None:
-    """Predict image files, folders (recursive) or glob patterns INPUT... with RUN's model; one CSV
-    row per image (or per face with --detect-faces)."""
+def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | None, detect_faces: bool | None,
+            detector: str, align: bool, face_margin: float, annotate_dir: Path | None, every: float, batch_size: int,
+            max_pixels: int | None, threads: int, gpus: int) -> None:
+    """Predict image or video files, folders (recursive) or glob patterns INPUT... with a preset's
+    model (--preset, default the fer2013 preset) or a run's (--run RUN, or RUN as the first
+    argument); one CSV row per image (a video: per frame every --every seconds), or per face with
+    --detect-faces."""
+    from kerascv_emotion.presets import preset_detects_faces, preset_dir
+
+    if run is not None and preset is not None:
+        raise ConfigError("give --run or --preset, not both")
+    if run is None and preset is None and len(inputs) > 1 and is_finished_run(inputs[0]):
+        run, inputs = Path(inputs[0]), inputs[1:]
+    if run is None:
+        run = preset_dir(preset or DEFAULT_PRESET)
+        detect_faces = preset_detects_faces(run) if detect_faces is None else detect_faces
+    detect_faces = bool(detect_faces)
     _setup_devices(threads, gpus)
     from kerascv_emotion.predict import predict as predict_images
     from kerascv_emotion.predict import write_annotated, write_csv
 
     result = predict_images(run, inputs, detect_faces=detect_faces, margin=face_margin, batch_size=batch_size,
-                            max_pixels=max_pixels)
+                            max_pixels=max_pixels, detector=detector, align=align, every=every)
     for item in result.skipped:
         click.echo(f"skipped {item['path']}: {item['reason']}")
     for path in result.no_face:
@@ -46,8 +73,8 @@ def predict(run: Path, inputs: tuple[str, ...], out: Path, detect_faces: bool, f
     click.echo(f"wrote {out}: {len(result.rows)} row(s) from {images} image(s); {len(result.skipped)} skipped"
                + (f", {len(result.no_face)} without a face" if detect_faces else ""))
     if annotate_dir is not None:
-        written = write_annotated(annotate_dir, result, max_pixels=max_pixels)
-        click.echo(f"wrote {len(written)} annotated image(s) into {annotate_dir}")
+        written = write_annotated(annotate_dir, result, max_pixels=max_pixels, every=every)
+        click.echo(f"wrote {len(written)} annotated file(s) into {annotate_dir}")
 
 
 @main.command()
@@ -73,3 +100,47 @@ def export(run: Path, fmt: str, quantize: str | None, out: Path | None, threads:
     if report["passed"] is False:
         raise DataError(f"{folder / report['file']} fails its check ({report['criterion']}); "
                         f"figures in {folder / 'export.json'}")
+
+
+@main.command()
+def presets() -> None:
+    """List the bundled presets (models that predict needs no run folder for) with their cards."""
+    from kerascv_emotion.presets import list_presets, presets_dir
+
+    cards = list_presets()
+    if not cards:
+        click.echo(f"no presets in {presets_dir()}")
+    for name, card in cards.items():
+        val = card["validation"]
+        figures = (f"val accuracy {val['accuracy']['estimate']:.3f} [{val['accuracy']['low']:.3f}, "
+                   f"{val['accuracy']['high']:.3f}], macro F1 {val['macro_f1']['estimate']:.3f} "
+                   f"[{val['macro_f1']['low']:.3f}, {val['macro_f1']['high']:.3f}] (tta {val['tta']})"
+                   if card["task"] == "classification" else f"val {val['images']} images")
+        click.echo(f"{name}{' (default)' if name == DEFAULT_PRESET else ''}: {card['architecture']}, "
+                   f"{len(card['classes'])} classes ({', '.join(card['classes'])}), "
+                   f"{card['input']['image_size']} px x {card['input']['channels']} channel(s), "
+                   f"{'faces' if card['input']['faces'] else 'whole images'}; {figures}; "
+                   f"{card['size_bytes'] / 1e6:.1f} MB; trained on {card['training']['data']} "
+                   f"(data licence: {card['training']['data_licence']}), commit {card['training']['commit']}")
+
+
+@main.command("build-preset")
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Preset name (a folder name), e.g. fer2013.")
+@click.option("--data-licence", required=True, help="Licence or terms of the training data, quoted on the card.")
+@click.option("--train-command", required=True, help="The exact command that trained RUN (a run does not record it).")
+@click.option("--commit", required=True, help="The git commit of the code that trained RUN.")
+@click.option("--faces/--whole-images", default=True, show_default=True,
+              help="The model takes face crops (predict detects faces first) or whole images.")
+@click.option("--note", "notes", multiple=True, help="A line for the card's notes (repeatable).")
+@click.option("--into", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Presets folder to write into (default: the package's, or $KERASCV_EMOTION_PRESETS).")
+@click.option("--replace", is_flag=True, help="Overwrite an existing preset of that name.")
+def build_preset(run: Path, name: str, data_licence: str, train_command: str, commit: str, faces: bool,
+                 notes: tuple[str, ...], into: Path | None, replace: bool) -> None:
+    """Make preset NAME from RUN, a finished run evaluated on its val split with bootstrap
+    intervals: model.keras and config.json copied, card.json written from the run's figures."""
+    from kerascv_emotion.presets import build_preset as build
+
+    folder = build(run, name, data_licence, train_command, commit, faces, notes, into, replace)
+    click.echo(f"wrote preset {folder} (model.keras, config.json, card.json)")

@@ -2,6 +2,10 @@
 the whole image or each detected face (:mod:`kerascv_emotion.faces`); one CSV row per image
 or face.
 
+A video file among the inputs (:data:`VIDEO_EXTENSIONS`, anything OpenCV's ``VideoCapture``
+reads) is sampled every ``every`` seconds (the first frame at or after 0, every, 2 x every, ...);
+its rows carry the frame's time in ``time_s`` (a column only when a video is among the inputs).
+
 Images are decoded and resized exactly as training decodes them
 (:func:`~kerascv_emotion.data.images.open_image` then
 :func:`~kerascv_emotion.data.images.prepare_image`, at the run's ``image_size`` and
@@ -10,8 +14,10 @@ training's ``on_bad_image="skip"`` does.
 
 CSV columns: ``path`` (as found), ``face`` (0, 1, ... within the image, left to right),
 ``face_x, face_y, face_w, face_h`` (the box classified, pixels of the upright image; the
-whole image without ``detect_faces``), then ``label``, ``probability`` and ``prob_<class>``
-for every class, or ``valence, arousal`` for a regression run.
+whole image without ``detect_faces``), with the yunet detector ``face_score`` and the five
+landmarks ``<point>_x, <point>_y`` (:data:`~kerascv_emotion.faces.LANDMARK_NAMES`), then
+``label``, ``probability`` and ``prob_<class>`` for every class, or ``valence, arousal`` for
+a regression run.
 """
 
 from __future__ import annotations
@@ -19,22 +25,34 @@ from __future__ import annotations
 import csv
 import glob
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from kerascv_emotion.data.folders import IMAGE_EXTENSIONS, natural_key
-from kerascv_emotion.errors import BadImageError, DataError
+from kerascv_emotion.errors import BadImageError, ConfigError, DataError
 from kerascv_emotion.evaluation import check_finite
-from kerascv_emotion.faces import DEFAULT_MARGIN, Box
+from kerascv_emotion.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, LANDMARK_NAMES, Face
 from kerascv_emotion.io import atomic_open, atomic_path
 from kerascv_emotion.runs import MODEL, read_config
 from kerascv_emotion.training import load_model
 
 _GLOB_CHARS = frozenset("*?[")
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+DEFAULT_EVERY = 1.0
+"""Seconds between the frames of a video that are predicted."""
+Frame = tuple[str, "float | None", "Image.Image | BadImageError"]
+"""``(path, time in seconds within a video or None for a photo, upright image or the error
+that kept it from being decoded)``."""
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    """Whether ``path`` has a video extension (:data:`VIDEO_EXTENSIONS`)."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 @dataclass
@@ -51,6 +69,31 @@ class Predictions:
     skipped: list[dict[str, str]] = field(default_factory=list)
     no_face: list[str] = field(default_factory=list)
 
+    def records(self) -> dict[str, list[dict[str, Any]]]:
+        """The rows as records by path (an image without a face maps to ``[]``; a skipped file
+        is absent), each: ``time`` (seconds into a video; only when a video was among the
+        inputs), ``box`` ``(x, y, w, h)``, ``landmarks`` (five ``(x, y)``, or
+        ``None``), ``score`` (the detector's, or ``None``), then ``label``, ``probability`` and
+        ``probabilities`` (class -> probability), or ``valence``, ``arousal`` for a regression
+        run."""
+        out: dict[str, list[dict[str, Any]]] = {path: [] for path in self.no_face}
+        lm_columns = _landmark_columns()
+        for row in self.rows:
+            points = [row.get(c) for c in lm_columns]
+            record: dict[str, Any] = {
+                **({"time": row["time_s"]} if "time_s" in row else {}),
+                "box": (row["face_x"], row["face_y"], row["face_w"], row["face_h"]),
+                "landmarks": None if points[0] is None else tuple(zip(points[::2], points[1::2], strict=True)),
+                "score": row.get("face_score")}
+            if self.task == "classification":
+                record.update(label=row["label"], probability=row["probability"],
+                              probabilities={c[len("prob_"):]: row[c] for c in self.columns if c.startswith("prob_")})
+            else:
+                record.update({c: row[c] for c in self.columns[self.columns.index("face_h") + 1:]
+                               if c not in ("face_score", *lm_columns)})
+            out.setdefault(row["path"], []).append(record)
+        return out
+
 
 def _walk(folder: Path, skipped: list[dict[str, str]]) -> Iterator[str]:
     """Files below ``folder`` (recursive, natural order, hidden ones left out); files without
@@ -59,7 +102,7 @@ def _walk(folder: Path, skipped: list[dict[str, str]]) -> Iterator[str]:
         dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=natural_key)
         for name in sorted((f for f in filenames if not f.startswith(".")), key=natural_key):
             path = os.path.join(dirpath, name)
-            if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+            if Path(name).suffix.lower() in IMAGE_EXTENSIONS or is_video(name):
                 yield path
             else:
                 skipped.append({"path": path, "reason": f"not an image extension ({Path(name).suffix or 'none'})"})
@@ -89,16 +132,30 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[str], list
     return list(dict.fromkeys(files)), skipped
 
 
-def _columns(task: str, output_names: Sequence[str]) -> list[str]:
-    head = ["path", "face", "face_x", "face_y", "face_w", "face_h"]
+def _landmark_columns() -> list[str]:
+    return [f"{point}_{axis}" for point in LANDMARK_NAMES for axis in "xy"]
+
+
+def _columns(task: str, output_names: Sequence[str], landmarks: bool = False, times: bool = False) -> list[str]:
+    head = ["path", *(["time_s"] if times else []), "face", "face_x", "face_y", "face_w", "face_h"]
+    if landmarks:
+        head += ["face_score", *_landmark_columns()]
     if task == "classification":
         return head + ["label", "probability"] + [f"prob_{name}" for name in output_names]
     return head + list(output_names)
 
 
-def _row(path: str, face: int, box: Box, output: np.ndarray, task: str, names: Sequence[str]) -> dict[str, Any]:
+def _row(path: str, time: float | None, face: int, found: Face, output: np.ndarray, task: str, names: Sequence[str],
+         landmarks: bool = False, times: bool = False) -> dict[str, Any]:
+    box = found.box
     row: dict[str, Any] = {"path": path, "face": face, "face_x": box[0], "face_y": box[1],
                            "face_w": box[2], "face_h": box[3]}
+    if times:
+        row["time_s"] = None if time is None else round(time, 3)
+    if landmarks:
+        row["face_score"] = found.score
+        points = [v for point in found.landmarks or () for v in point]
+        row.update(zip(_landmark_columns(), points or [None] * len(_landmark_columns()), strict=True))
     if task == "classification":
         top = int(np.argmax(output))
         row.update(label=names[top], probability=float(output[top]))
@@ -115,60 +172,150 @@ def row_label(row: dict[str, Any], task: str) -> str:
     return f"v {row['valence']:+.2f} a {row['arousal']:+.2f}"
 
 
-def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], detect_faces: bool = False,
-            margin: float = DEFAULT_MARGIN, batch_size: int = 32, max_pixels: int | None = None,
-            progress: bool = True) -> Predictions:
-    """Predict every image (or, with ``detect_faces``, every face) named by ``inputs``
-    (:func:`collect_inputs`) with ``RUN/model.keras``, ``batch_size`` crops at a time.
+def model_outputs(model: Any, crops: Sequence[np.ndarray], source: str = "the model") -> np.ndarray:
+    """The model's outputs ``(N, K)`` (float64) for uint8 crops ``(H, W, C)``, one batch,
+    scaled to 0..1 as in training; a one-line DataError naming ``source`` (the model file)
+    when any output is not finite."""
+    x = np.stack(crops).astype(np.float32) / np.float32(255.0)
+    return check_finite(np.asarray(model.predict_on_batch(x), dtype=np.float64), source)
 
-    ``margin``: each detected box grows by this fraction of its side on every side.
-    ``max_pixels`` defaults to the run's own setting. A progress bar goes to stderr.
+
+def check_face_options(detect_faces: bool, detector: str, align: bool) -> None:
+    """ConfigError for options that cannot go together (``align`` needs yunet's landmarks)."""
+    if align and not (detect_faces and detector == "yunet"):
+        raise ConfigError("--align levels the eyes from yunet's landmarks: give it with --detect-faces "
+                          "and --detector yunet")
+
+
+def predict_frames(model: Any, config: dict[str, Any], frames: Iterable[Frame], total: int,
+                   detect_faces: bool = False, margin: float = DEFAULT_MARGIN, detector: str = DEFAULT_DETECTOR,
+                   align: bool = False, batch_size: int = 32, skipped: Sequence[dict[str, str]] = (),
+                   progress: bool = True, times: bool = False, source: str = "the model") -> Predictions:
+    """Predict each of ``frames`` (:data:`Frame`: photos, and the sampled frames of videos) with
+    ``model`` and its run's ``config``: the whole image, or with ``detect_faces`` every face
+    ``detector`` finds (:func:`~kerascv_emotion.faces.find_faces`), each crop prepared as
+    training prepares images, ``batch_size`` crops per model call. ``align`` levels each face's
+    eye line first. ``total``: the number of files (for the progress bar); ``skipped``: files
+    already left out; ``times``: rows get the ``time_s`` column; ``source``: the model's file,
+    named if its outputs are not finite. A file (photo or video) in which no face was found is
+    listed in ``no_face``.
     """
     from kerascv_emotion.data.cache import Progress
-    from kerascv_emotion.data.images import open_image, prepare_image
-    from kerascv_emotion.faces import find_faces
+    from kerascv_emotion.data.images import prepare_image
+    from kerascv_emotion.faces import aligned_face, find_faces
 
-    config = read_config(run_dir)
+    check_face_options(detect_faces, detector, align)
     task = config.get("task", "classification")
     names = list(config["output_names"])
     size, channels = int(config["image_size"]), int(config["channels"])
-    max_pixels = max_pixels or config.get("max_pixels")
-    files, skipped = collect_inputs(inputs)
-    model_file = Path(run_dir) / MODEL
-    model = load_model(model_file)
-    result = Predictions(task, _columns(task, names), skipped=skipped)
+    landmarks = detect_faces and detector == "yunet"
+    result = Predictions(task, _columns(task, names, landmarks, times), skipped=list(skipped))
     batch: list[np.ndarray] = []
-    where: list[tuple[str, int, Box]] = []
+    where: list[tuple[str, float | None, int, Face]] = []
+    faces_in: dict[str, int] = {}  # faces found per decoded file
 
     def flush() -> None:
         if not batch:
             return
-        x = np.stack(batch).astype(np.float32) / np.float32(255.0)
-        outputs = check_finite(np.asarray(model.predict_on_batch(x), dtype=np.float64), model_file)
-        result.rows.extend(_row(p, f, b, out, task, names) for (p, f, b), out in zip(where, outputs, strict=True))
+        outputs = model_outputs(model, batch, source)
+        result.rows.extend(_row(p, t, f, b, out, task, names, landmarks, times)
+                           for (p, t, f, b), out in zip(where, outputs, strict=True))
         batch.clear()
         where.clear()
 
-    bar = Progress("predict", len(files), progress)
-    for done, path in enumerate(files, start=1):
+    bar = Progress("predict", total, progress)
+    seen: set[str] = set()
+    for path, time, img in frames:
+        if path not in seen:
+            seen.add(path)
+            bar.update(len(seen))
         try:
-            img = open_image(path, max_pixels)
-            boxes = find_faces(img, margin) if detect_faces else [(0, 0, img.width, img.height)]
-            crops = [prepare_image(img, path, size, channels, box) for box in boxes]
+            if isinstance(img, BadImageError):
+                raise img
+            faces = find_faces(img, margin, detector) if detect_faces else [Face((0, 0, img.width, img.height))]
+            crops = [prepare_image(aligned_face(img, face, channels), path, size, channels) if align
+                     else prepare_image(img, path, size, channels, face.box) for face in faces]
         except BadImageError as exc:
             result.skipped.append({"path": path, "reason": exc.reason})
-            bar.update(done)
             continue
-        if not boxes:
-            result.no_face.append(path)
-        for face, (box, crop) in enumerate(zip(boxes, crops, strict=True)):
+        faces_in[path] = faces_in.get(path, 0) + len(faces)
+        for number, (face, crop) in enumerate(zip(faces, crops, strict=True)):
             batch.append(crop)
-            where.append((path, face, box))
+            where.append((path, time, number, face))
         if len(batch) >= batch_size:
             flush()
-        bar.update(done)
     flush()
+    result.no_face = [path for path, count in faces_in.items() if count == 0]
     return result
+
+
+def video_frames(path: str, every: float = DEFAULT_EVERY, sampled_only: bool = True) -> Iterator[Frame]:
+    """The frames of video ``path`` as :data:`Frame` s (RGB) every ``every`` seconds (the first
+    frame at or after 0, every, 2 x every, ...); with ``sampled_only=False`` all frames, those
+    between samples with time ``None``. One ``(path, None, BadImageError)`` if the file cannot
+    be read as a video."""
+    import cv2
+
+    if every <= 0:
+        raise ConfigError(f"--every {every}: give a positive number of seconds between frames")
+    capture = cv2.VideoCapture(path)
+    try:
+        fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
+        if not fps or not np.isfinite(fps) or fps <= 0:
+            yield path, None, BadImageError(path, "cannot be read as a video by OpenCV (no frame rate)")
+            return
+        index, next_time, decoded = 0, 0.0, 0
+        while capture.grab():
+            time = index / fps
+            sampled = time + 1e-9 >= next_time
+            while next_time <= time + 1e-9:
+                next_time += every
+            if sampled or not sampled_only:
+                ok, bgr = capture.retrieve()
+                if ok:
+                    decoded += 1
+                    yield path, time if sampled else None, Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
+            index += 1
+        if decoded == 0:
+            yield path, None, BadImageError(path, "no frame of the video could be decoded")
+    finally:
+        capture.release()
+
+
+def read_frames(files: Iterable[str], max_pixels: int | None, every: float = DEFAULT_EVERY) -> Iterator[Frame]:
+    """The :data:`Frame` s of ``files``: each photo decoded (or its BadImageError), each
+    video's frames every ``every`` seconds (:func:`video_frames`)."""
+    from kerascv_emotion.data.images import open_image
+
+    for path in files:
+        if is_video(path):
+            yield from video_frames(path, every)
+            continue
+        try:
+            yield path, None, open_image(path, max_pixels)
+        except BadImageError as exc:
+            yield path, None, exc
+
+
+def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], detect_faces: bool = False,
+            margin: float = DEFAULT_MARGIN, batch_size: int = 32, max_pixels: int | None = None,
+            progress: bool = True, detector: str = DEFAULT_DETECTOR, align: bool = False,
+            every: float = DEFAULT_EVERY) -> Predictions:
+    """Predict every image (or, with ``detect_faces``, every face) named by ``inputs``
+    (:func:`collect_inputs`), and the frames of videos every ``every`` seconds, with
+    ``RUN/model.keras`` (:func:`predict_frames`).
+
+    ``margin``: each detected box grows by this fraction of its side on every side.
+    ``max_pixels`` defaults to the run's own setting. A progress bar goes to stderr.
+    """
+    config = read_config(run_dir)
+    check_face_options(detect_faces, detector, align)
+    max_pixels = max_pixels or config.get("max_pixels")
+    files, skipped = collect_inputs(inputs)
+    model_file = Path(run_dir) / MODEL
+    return predict_frames(load_model(model_file), config, read_frames(files, max_pixels, every), len(files),
+                          detect_faces, margin, detector, align, batch_size, skipped, progress,
+                          times=any(map(is_video, files)), source=str(model_file))
 
 
 def write_csv(path: str | os.PathLike, result: Predictions) -> Path:
@@ -182,9 +329,45 @@ def write_csv(path: str | os.PathLike, result: Predictions) -> Path:
     return path
 
 
-def write_annotated(folder: str | os.PathLike, result: Predictions, max_pixels: int | None = None) -> list[Path]:
-    """Write ``FOLDER/<name>.png``, a copy of each image with rows, its boxes and labels drawn
-    (a repeated name gets ``-2``, ``-3``, ...); returns the files written."""
+def _write_annotated_video(path: str, target: Path, rows: Sequence[dict[str, Any]], task: str, every: float) -> None:
+    """``target`` (MJPG ``.avi``): every frame of video ``path`` with the boxes and labels of the
+    latest sampled frame (none after a sampled frame without a face)."""
+    import cv2
+
+    from kerascv_emotion.faces import annotate
+
+    by_time: dict[float, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_time.setdefault(row["time_s"], []).append(row)
+    capture = cv2.VideoCapture(path)
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    current: list[dict[str, Any]] = []
+    with atomic_path(target, suffix=".avi") as tmp:
+        writer = None
+        try:
+            for _, time, frame in video_frames(path, every, sampled_only=False):
+                if isinstance(frame, BadImageError):
+                    continue
+                if time is not None:
+                    current = by_time.get(round(time, 3), [])
+                boxes = [(r["face_x"], r["face_y"], r["face_w"], r["face_h"]) for r in current]
+                drawn = np.asarray(annotate(frame, boxes, [row_label(r, task) for r in current]))[:, :, ::-1]
+                if writer is None:
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps,
+                                             (drawn.shape[1], drawn.shape[0]))
+                writer.write(np.ascontiguousarray(drawn))
+        finally:
+            if writer is not None:
+                writer.release()
+
+
+def write_annotated(folder: str | os.PathLike, result: Predictions, max_pixels: int | None = None,
+                    every: float = DEFAULT_EVERY) -> list[Path]:
+    """Write ``FOLDER/<name>.png``, a copy of each image with rows, its boxes and labels drawn,
+    and ``FOLDER/<name>.avi`` for each video with rows (every frame, with the boxes of the latest
+    frame sampled every ``every`` seconds, as :func:`predict` sampled it); a repeated name gets
+    ``-2``, ``-3``, ...; returns the files written."""
     from kerascv_emotion.data.images import open_image
     from kerascv_emotion.faces import annotate
 
@@ -194,10 +377,14 @@ def write_annotated(folder: str | os.PathLike, result: Predictions, max_pixels: 
     written: list[Path] = []
     used: set[str] = set()
     for path, rows in by_path.items():
-        stem, n = Path(path).stem, 1
-        while (name := f"{stem}.png" if n == 1 else f"{stem}-{n}.png") in used:
+        stem, n, suffix = Path(path).stem, 1, ".avi" if is_video(path) else ".png"
+        while (name := f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}") in used:
             n += 1
         used.add(name)
+        if is_video(path):
+            _write_annotated_video(path, Path(folder) / name, rows, result.task, every)
+            written.append(Path(folder) / name)
+            continue
         boxes = [(r["face_x"], r["face_y"], r["face_w"], r["face_h"]) for r in rows]
         image = annotate(open_image(path, max_pixels), boxes, [row_label(r, result.task) for r in rows])
         with atomic_path(Path(folder) / name) as tmp:

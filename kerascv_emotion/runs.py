@@ -50,10 +50,16 @@ def report_dir(run_dir: str | os.PathLike) -> Path:
     return Path(run_dir) / "report"
 
 
+def is_finished_run(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder with ``config.json`` and ``model.keras`` (a finished run, or
+    a preset)."""
+    return (Path(path) / CONFIG).is_file() and (Path(path) / MODEL).is_file()
+
+
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     """``RUN/config.json`` of a finished run; a clear error when the run is not finished."""
     run_dir = Path(run_dir)
-    if not (run_dir / CONFIG).is_file() or not (run_dir / MODEL).is_file():
+    if not is_finished_run(run_dir):
         raise DataError(f"{run_dir} is not a finished run (no config.json/model.keras); run `kerascv-emotion train` first")
     return read_json(run_dir / CONFIG)
 
