@@ -20,12 +20,16 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """Keras's ``ModelCheckpoint`` whose file is never half-written: Keras saves into a hidden
     temporary ``.keras`` beside ``filepath`` and the epoch's end renames it into place, so a kill
     or a full disk mid-save leaves the previous checkpoint intact (and at most the temporary).
-    ``filepath`` is the final path; every other argument is ``ModelCheckpoint``'s."""
+    ``filepath`` is the final path; every other argument is ``ModelCheckpoint``'s. Of a
+    ``keras.distillation.Distiller`` it saves the student (the model a distillation makes)."""
 
     def __init__(self, filepath: str | Path, **kwargs: Any) -> None:
         self.final_path = Path(filepath)
         self.temporary_path = self.final_path.with_name(f".{self.final_path.stem}.partial.keras")
         super().__init__(self.temporary_path, **kwargs)
+
+    def set_model(self, model: keras.Model) -> None:
+        super().set_model(model.student if isinstance(model, keras.distillation.Distiller) else model)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         super().on_epoch_end(epoch, logs)

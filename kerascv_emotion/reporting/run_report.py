@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from kerascv_emotion.ensemble import MEMBERS_KEY
 from kerascv_emotion.errors import DataError
 from kerascv_emotion.reporting import html
 from kerascv_emotion.reporting.artefacts import (
@@ -65,7 +66,18 @@ def _check_shapes(run: Run, evaluation: Evaluation, names: Sequence[str]) -> Non
                         f"{list(names)}; {evaluate_hint(run.path, evaluation.split)}")
 
 
+def _members_section(run: Run) -> str:
+    """An ensemble's members (it has no training of its own)."""
+    rows = [(Path(m["run"]).name, [str(m["arch"]), f"{m['image_size']} x {m['image_size']} x {m['channels']}",
+                                   f"{m['weight']:.3f}", str(m["run"])]) for m in run.config[MEMBERS_KEY]]
+    return ("<h2>Ensemble</h2><p>The weighted mean of the members' probabilities; each member sees the "
+            "input resized to its own size.</p>"
+            f"{html.table(['member', 'architecture', 'input', 'weight', 'run folder'], rows)}")
+
+
 def _training_section(run: Run, writer: OutputWriter) -> str:
+    if run.history is None:
+        return _members_section(run)
     monitor, mode = run.monitor
     best = run.best_epoch()
     items = [writer.figure("training_curves", training_curves_figure(

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from kerascv_emotion.ensemble import MEMBERS_KEY
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.reporting.artefacts import (
     TRAIN_HINT,
@@ -125,6 +126,10 @@ def run_notes(entries: Sequence[Entry]) -> list[str]:
                      "thread (median after warm-up), measured on the machine that exported them; n/a: not exported "
                      "or exported before latency was measured.")
     for entry in entries:
+        members = entry.run.config.get(MEMBERS_KEY)
+        if members:
+            listing = ", ".join(f"{Path(m['run']).name} ({m['weight']:.2f})" for m in members)
+            notes.append(f"{entry.name}: an ensemble, the weighted mean of {listing}.")
         notes += [f"{entry.name}: {note}" for note in entry.metrics.get("notes") or []]
     return notes
 
