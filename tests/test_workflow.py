@@ -297,6 +297,8 @@ def test_ensembles_and_students_are_planned_and_compared_beside_their_members(tm
     ({"ensembles": {"ens": ["alexnet", "covid"]}}, "datasets.faces.ensembles.ens: 'covid' is not one of"),
     ({"ensembles": {"vgg": ["alexnet", "mobilenet"]}}, "the run name 'vgg' is used twice"),
     ({"distill": {"s": {"teacher": "nope", "arch": "vgg"}}}, "datasets.faces.distill.s.teacher: 'nope' is not"),
+    ({"distill": {"s": {"teacher": "vgg", "arch": "keras:NoSuchNet"}}},
+     "datasets.faces.distill.s.arch: 'keras:NoSuchNet' is not a model"),
 ])
 def test_bad_ensembles_and_students_are_clear_errors(tmp_path: Path, faces: dict, message: str) -> None:
     result = _snakemake("-n", "--cores", "1", "--configfile", str(_faces_with_made_runs(tmp_path, **faces)),

@@ -17,8 +17,8 @@ for _name, _ds in config["datasets"].items():
 
 
 def _check_models(datasets):
-    """Every `archs` entry is a model and every `arch_options` key an option of its builder
-    (checked at parse time, so a dry run reports them; imports TensorFlow, quietly)."""
+    """Every `archs` entry (and `distill` student) is a model and every `arch_options` key an option
+    of its builder (checked at parse time, so a dry run reports them; imports TensorFlow, quietly)."""
     from kerascv_emotion.devices import import_tensorflow
 
     import_tensorflow()
@@ -27,9 +27,10 @@ def _check_models(datasets):
 
     names = available_models()
     for name, ds in datasets.items():
-        for arch in ds["archs"]:
+        students = {f"distill.{made}.arch": entry["arch"] for made, entry in ds.get("distill", {}).items()}
+        for key, arch in [("archs", arch) for arch in ds["archs"]] + list(students.items()):
             if arch not in names:
-                raise ValueError(f"config datasets.{name}.archs: {arch!r} is not a model; available: {', '.join(names)}")
+                raise ValueError(f"config datasets.{name}.{key}: {arch!r} is not a model; available: {', '.join(names)}")
         for arch, options in ds.get("arch_options", {}).items():
             try:
                 check_model_options(arch, options)
