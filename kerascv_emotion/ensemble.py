@@ -8,7 +8,7 @@ converted (grey -> RGB by repeating the channel; RGB -> grey by Pillow's ``L`` w
 1x1 convolution). The output is the weighted mean of the members' outputs (``Rescaling`` then
 ``Add``): built-in layers only, so the file loads in Keras's safe mode and exports like any run.
 Members must share the task and the class names. ``config.json`` lists the members
-(:data:`MEMBERS_KEY`) instead of training settings; there is no ``history.csv``.
+(:data:`kerascv_emotion.runs.MEMBERS_KEY`) instead of training settings; there is no ``history.csv``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from kerascv_emotion.errors import ConfigError
 
 ARCH = "ensemble"
 """``config["arch"]`` of an ensemble run."""
-MEMBERS_KEY = "members"
-"""``config.json`` key of an ensemble: ``[{"run", "arch", "image_size", "channels", "weight"}]``."""
 LUMA = (0.299, 0.587, 0.114)
 """RGB -> grey weights (ITU-R 601-2, as Pillow's ``convert("L")``, which the image cache uses)."""
 _SHARED = ("task", "output_names")
@@ -110,11 +108,11 @@ def ensemble(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
         "arch": ARCH, **{key: first.get(key) for key in (*_SHARED, "class_names", "index", "cache_dir",
                                                           "on_bad_image", "max_pixels")},
         "image_size": int(size), "channels": int(channels), "params": int(model.count_params()),
-        MEMBERS_KEY: [{"run": str(path), "arch": c.get("arch"), "image_size": c["image_size"],
+        runs.MEMBERS_KEY: [{"run": str(path), "arch": c.get("arch"), "image_size": c["image_size"],
                        "channels": c["channels"], "weight": w} for path, c, w in zip(paths, configs, weights, strict=True)],
         "versions": library_versions(),
     }
     run_dir = Path(out_dir)
-    with runs.claim(run_dir, {MEMBERS_KEY: config[MEMBERS_KEY]}, restart=True) as work:
+    with runs.claim(run_dir, {runs.MEMBERS_KEY: config[runs.MEMBERS_KEY]}, restart=True) as work:
         runs.finish_untrained(run_dir, work, config, first["output_names"], model.save)
     return run_dir

@@ -35,6 +35,9 @@ from kerascv_emotion.tasks import monitor_mode
 
 CONFIG, MODEL, WORK, LOCK = "config.json", "model.keras", "work", ".lock"
 STATE = "settings.json"  # in work/
+MEMBERS_KEY = "members"
+"""``config.json`` key of an ensemble (:mod:`kerascv_emotion.ensemble`): its members, ``[{"run", "arch",
+"image_size", "channels", "weight"}]``; such a run has no ``history.csv``."""
 RESUME_IGNORES = ("workers", "cache_dir", "tensorboard")
 """Settings that do not change what is trained, so a resumed run may differ in them."""
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from kerascv_emotion.ensemble import MEMBERS_KEY
 from kerascv_emotion.errors import DataError
+from kerascv_emotion.runs import MEMBERS_KEY
 from kerascv_emotion.tasks import default_monitor, monitor_mode
 
 TRAIN_HINT = "run `kerascv-emotion train` (or `tune`) to create the run"

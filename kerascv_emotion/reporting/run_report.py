@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from kerascv_emotion.ensemble import MEMBERS_KEY
 from kerascv_emotion.errors import DataError
 from kerascv_emotion.reporting import html
 from kerascv_emotion.reporting.artefacts import (
@@ -49,6 +48,7 @@ from kerascv_emotion.reporting.tables import (
     regression_rows,
     summary_rows,
 )
+from kerascv_emotion.runs import MEMBERS_KEY
 
 _CLASSIFICATION_MD, _REGRESSION_MD = "classification_report.md", "regression_report.md"
 _EVALUATED_MARKERS = (_CLASSIFICATION_MD, _REGRESSION_MD)

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from kerascv_emotion.ensemble import MEMBERS_KEY
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.reporting.artefacts import (
     TRAIN_HINT,
@@ -22,6 +21,7 @@ from kerascv_emotion.reporting.artefacts import (
     read_run,
 )
 from kerascv_emotion.reporting.tables import NA, as_float, class_names_of
+from kerascv_emotion.runs import MEMBERS_KEY
 
 
 @dataclass
