@@ -1,5 +1,6 @@
 # kerascv_emotion workflow: data -> index -> train (per dataset x architecture) -> tune ->
-# evaluate -> report -> compare. Every rule is a thin shell around the `kerascv-emotion` CLI.
+# ensembles and distilled students -> evaluate -> report -> compare. Every rule is a thin shell
+# around the `kerascv-emotion` CLI.
 #   snakemake --cores 4                                   # built-in synthetic default
 #   snakemake --cores 4 --configfile configs/covid.yaml --config data_root=../shared/data
 #   snakemake --report report.html                        # Snakemake's own report
@@ -22,6 +23,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/evaluate.smk"
 
 

@@ -347,6 +347,7 @@ def models_command() -> None:
 
 import kerascv_emotion.cli_data  # noqa: E402, F401  (registers synth and index on main)
 import kerascv_emotion.cli_deploy  # noqa: E402, F401  (registers predict and export on main)
+import kerascv_emotion.cli_ensemble  # noqa: E402, F401  (registers ensemble and distill on main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ from kerascv_emotion.tasks import monitor_mode
 
 CONFIG, MODEL, WORK, LOCK = "config.json", "model.keras", "work", ".lock"
 STATE = "settings.json"  # in work/
+MEMBERS_KEY = "members"
+"""``config.json`` key of an ensemble (:mod:`kerascv_emotion.ensemble`): its members, ``[{"run", "arch",
+"image_size", "channels", "weight"}]``; such a run has no ``history.csv``."""
 RESUME_IGNORES = ("workers", "cache_dir", "tensorboard")
 """Settings that do not change what is trained, so a resumed run may differ in them."""
 
@@ -224,12 +227,28 @@ def finish(run_dir: Path, work: Path, checkpoint: Path, phases: Sequence[str], c
                         f"(the epochs are logged in {work})")
     rows = _merge_logs(run_dir, work, phases)
     best = best_of(rows, config["monitor"])
+    _write_run(run_dir, work, {**config, "best_epoch": best[0] if best else None,
+                               "best_value": best[1] if best else None},
+               output_names, skipped, lambda tmp: shutil.copyfile(checkpoint, tmp))
+
+
+def finish_untrained(run_dir: Path, work: Path, config: dict[str, Any], output_names: Sequence[str],
+                     save: Callable[[Path], Any]) -> None:
+    """Write the artefacts of a run made without training (an ensemble): ``config.json``,
+    ``class_names.json``, an empty ``skipped_images.json`` and ``model.keras`` (by ``save(path)``);
+    removes what an earlier run left there (logs, ``eval/``, ``report/``) and ``work/``."""
+    for name in ("history.csv", "metrics_log.jsonl"):
+        (run_dir / name).unlink(missing_ok=True)
+    _write_run(run_dir, work, config, output_names, [], save)
+
+
+def _write_run(run_dir: Path, work: Path, config: dict[str, Any], output_names: Sequence[str],
+               skipped: list[dict[str, str]], save: Callable[[Path], Any]) -> None:
     write_json(run_dir / "class_names.json", list(output_names))
     write_json(run_dir / "skipped_images.json", {"count": len(skipped), "files": skipped})
-    write_json(run_dir / CONFIG, {**config, "best_epoch": best[0] if best else None,
-                                  "best_value": best[1] if best else None})
+    write_json(run_dir / CONFIG, config)
     shutil.rmtree(run_dir / "eval", ignore_errors=True)
     shutil.rmtree(report_dir(run_dir), ignore_errors=True)
     with atomic_path(run_dir / MODEL) as tmp:
-        shutil.copyfile(checkpoint, tmp)
+        save(tmp)
     shutil.rmtree(work, ignore_errors=True)

@@ -135,6 +135,29 @@ class TuneSettings:
         return settings
 
 
+@dataclass
+class DistillSettings:
+    """A student trained on a finished ``teacher`` run's soft targets plus the labels
+    (:mod:`kerascv_emotion.distillation`); ``train`` holds the student's settings. The loss is
+    ``alpha`` x the label loss + (1 - ``alpha``) x ``temperature``² x KL(teacher || student),
+    both distributions softened by ``temperature``."""
+
+    teacher: str
+    train: TrainSettings
+    temperature: float = 4.0
+    alpha: float = 0.5
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` (one line, naming the setting) for a value that cannot train."""
+        self.train.check()
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature={self.temperature}: give a positive temperature")
+        if not 0 <= self.alpha <= 1:
+            raise ConfigError(f"alpha={self.alpha}: give the label loss's weight in [0, 1]")
+        if self.train.task != "classification":
+            raise ConfigError("distillation applies to classification only")
+
+
 def _defaults(cls: type) -> dict[str, Any]:
     return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
 
@@ -143,6 +166,8 @@ TRAIN_DEFAULTS: Mapping[str, Any] = _defaults(TrainSettings)
 """``{field: default}`` of every TrainSettings field with a plain default."""
 TUNE_DEFAULTS: Mapping[str, Any] = _defaults(TuneSettings)
 """``{field: default}`` of TuneSettings's own fields."""
+DISTILL_DEFAULTS: Mapping[str, Any] = _defaults(DistillSettings)
+"""``{field: default}`` of DistillSettings's own fields."""
 
 
 def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:

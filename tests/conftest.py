@@ -46,7 +46,8 @@ def tiny_run(tiny_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 def tiny_default_config(**top: object) -> dict:
     """``config.yaml`` shrunk for a real workflow run in a test: 5 images per class at 32 px,
-    one epoch, the first architecture of each dataset, one epoch per tuning phase; ``top``
+    one epoch, the first architecture of each dataset, one epoch per tuning phase, ensembles of
+    that architecture and its tuned copy, students of it trained one epoch; ``top``
     updates the top-level keys (e.g. ``bootstrap``, ``gpus``)."""
     import yaml
 
@@ -59,4 +60,8 @@ def tiny_default_config(**top: object) -> dict:
             ds["tune"].update(archs=ds["archs"], head_epochs=1, finetune_epochs=1)
         if "regression" in ds:
             ds["regression"].update(from_arch=ds["archs"][0], head_epochs=1, finetune_epochs=1)
+        if "ensembles" in ds:  # of the one architecture and its tuned copy (the dataset must have `tune`)
+            ds["ensembles"] = {name: [ds["archs"][0], f"{ds['archs'][0]}-tuned"] for name in ds["ensembles"]}
+        for student in ds.get("distill", {}).values():
+            student.update(arch=ds["archs"][0], epochs=1)
     return config

@@ -16,7 +16,7 @@ from conftest import tiny_default_config
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
-GPU_RULES = {"train", "tune", "tune_valence_arousal"}
+GPU_RULES = {"train", "tune", "tune_valence_arousal", "distill"}
 
 
 def _snakemake(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
@@ -55,7 +55,8 @@ def test_gpus_mark_train_and_tune_jobs_and_evaluate_only_when_configured(tmp_pat
     result = _snakemake("-n", "-p", "--cores", "4", "--configfile", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert all(res.get("gpu") == "1" for rule, res in _planned_resources(result.stdout) if rule == "evaluate")
-    assert "CUDA_VISIBLE_DEVICES=" not in result.stdout  # every TensorFlow job claims a GPU
+    hidden = [line for line in result.stdout.splitlines() if "CUDA_VISIBLE_DEVICES=" in line]
+    assert all("kerascv_emotion ensemble " in line for line in hidden)  # every other TensorFlow job claims a GPU
 
 
 def test_slurm_profile_plans_every_job_with_its_slurm_resources(tmp_path: Path) -> None:
@@ -65,7 +66,7 @@ def test_slurm_profile_plans_every_job_with_its_slurm_resources(tmp_path: Path) 
     result = _snakemake("-n", "--workflow-profile", str(PROFILE), "--configfile", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = [(rule, res) for rule, res in _planned_resources(result.stdout) if rule != "all"]
-    assert len(jobs) == 25 and {rule for rule, _ in jobs} >= GPU_RULES
+    assert len(jobs) == 31 and {rule for rule, _ in jobs} >= GPU_RULES
     for rule, res in jobs:
         expected = {"mem_mb": "16000", "runtime": "600", "slurm_partition": "gpu"} if rule == "train" else \
             {"mem_mb": "2000", "runtime": "30"}
@@ -119,10 +120,10 @@ def test_default_workflow_runs_as_slurm_jobs_with_one_gpu_each(tmp_path: Path) -
         match = re.match(r"rule_(\w+?)_wildcards_([^_]+)_(.+)$", job["comment"])
         if match and match.group(1) in GPU_RULES:
             rule, dataset, arch = match.groups()
-            run = arch + {"train": "", "tune": "-tuned", "tune_valence_arousal": "-va"}[rule]
+            run = arch + {"train": "", "tune": "-tuned", "tune_valence_arousal": "-va", "distill": ""}[rule]
             run_config = json.loads((results / dataset / run / "config.json").read_text())
             gpu_jobs.append((job["start"], job["end"], run_config["devices"]["cuda_visible_devices"]))
-    assert len(gpu_jobs) == 4
+    assert len(gpu_jobs) == 5
     assert all(gpu in ("0", "1") for _, _, gpu in gpu_jobs), gpu_jobs
     overlapping = [(a, b) for i, a in enumerate(gpu_jobs) for b in gpu_jobs[i + 1:] if a[0] < b[1] and b[0] < a[1]]
     assert overlapping, f"no two GPU jobs ran at the same time: {gpu_jobs}"

@@ -63,7 +63,7 @@ def test_export_list_plans_one_export_per_run_and_format(tmp_path: Path) -> None
     with_export.write_text(yaml.safe_dump(config))
     result = _snakemake("-n", "-p", "--cores", "4", "--configfile", str(with_export), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = ["alexnet", "vgg", "mobilenet", "vgg-tuned", "vgg-va"]
+    runs = ["alexnet", "vgg", "mobilenet", "vgg-tuned", "ensemble", "mobilenet_student", "vgg-va"]
     assert _job_counts(result.stdout)["export"] == 2 * len(runs)
     commands = re.findall(r"-m kerascv_emotion export (\S+) (.*?) --out (\S+) --threads 1 --gpus 0", result.stdout)
     assert sorted(commands) == sorted(
@@ -158,10 +158,10 @@ def test_default_workflow_runs_to_reports_with_tiny_settings(tmp_path: Path) -> 
     results = tmp_path / "results"
     for name, ds in config["datasets"].items():
         html = (results / name / "comparison" / "comparison.html").read_text()
-        for arch in ds["archs"]:
-            assert arch in html
-            assert (results / name / arch / "report" / "report.html").is_file()
-            assert (results / name / arch / "eval" / "test" / "metrics.json").is_file()
+        for run in ds["archs"] + list(ds.get("ensembles", {})) + list(ds.get("distill", {})):
+            assert run in html
+            assert (results / name / run / "report" / "report.html").is_file()
+            assert (results / name / run / "eval" / "test" / "metrics.json").is_file()
     tuned = (results / "faces" / f"{config['datasets']['faces']['archs'][0]}-tuned" / "history.csv").read_text()
     assert "head" in tuned and "finetune" in tuned
 
@@ -260,3 +260,64 @@ def test_every_setting_default_has_one_home() -> None:
         for block in ("tune", "regression"):
             if key in dataset[block]["properties"]:
                 assert dataset[block]["properties"][key].get("default") == TUNE_DEFAULTS[field], (block, key)
+
+
+def _faces_with_made_runs(tmp_path: Path, **faces: object) -> Path:
+    """config.yaml with ``faces`` keys replaced (e.g. ``ensembles``, ``distill``), written to tmp_path."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["datasets"]["faces"].update(faces)
+    path = tmp_path / "made.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_ensembles_and_students_are_planned_and_compared_beside_their_members(tmp_path: Path) -> None:
+    made = _faces_with_made_runs(tmp_path, ensembles={"ens": ["alexnet", "vgg-tuned"]},
+                                 distill={"small": {"teacher": "ens", "arch": "mobilenet", "temperature": 2,
+                                                    "epochs": 3}})
+    result = _snakemake("-n", "-p", "--cores", "4", "--configfile", str(made), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = _job_counts(result.stdout)
+    assert counts["ensemble"] == 1 and counts["distill"] == 1
+    assert re.search(r"-m kerascv_emotion ensemble results/faces/alexnet results/faces/vgg-tuned "
+                     r"--out results/faces/ens --threads 1", result.stdout)
+    student = re.findall(r"-m kerascv_emotion distill results/faces/ens --index \S+ --arch mobilenet "
+                         r"--out results/faces/small (.*)", result.stdout)
+    assert len(student) == 1, result.stdout[-3000:]
+    # the entry's keys over mobilenet's arch_recipe (epochs 10, sgd) and its arch_options
+    for option in ("--epochs 3", "--optimizer sgd", "--temperature 2", "--arch-option alpha=0.25", "--image-size 56"):
+        assert option in student[0], option
+    compare = re.findall(r"-m kerascv_emotion compare (.*) --out results/faces/comparison", result.stdout)
+    assert compare and compare[0].split()[-2:] == ["results/faces/ens", "results/faces/small"]
+    for run in ("ens", "small"):
+        assert f"evaluate results/faces/{run} " in result.stdout and f"report results/faces/{run} " in result.stdout
+
+
+@pytest.mark.parametrize(("faces", "message"), [
+    ({"ensembles": {"ens": ["alexnet", "covid"]}}, "datasets.faces.ensembles.ens: 'covid' is not one of"),
+    ({"ensembles": {"vgg": ["alexnet", "mobilenet"]}}, "the run name 'vgg' is used twice"),
+    ({"distill": {"s": {"teacher": "nope", "arch": "vgg"}}}, "datasets.faces.distill.s.teacher: 'nope' is not"),
+    ({"distill": {"s": {"teacher": "vgg", "arch": "keras:NoSuchNet"}}},
+     "datasets.faces.distill.s.arch: 'keras:NoSuchNet' is not a model"),
+])
+def test_bad_ensembles_and_students_are_clear_errors(tmp_path: Path, faces: dict, message: str) -> None:
+    result = _snakemake("-n", "--cores", "1", "--configfile", str(_faces_with_made_runs(tmp_path, **faces)),
+                        cwd=tmp_path)
+    assert result.returncode != 0 and message in result.stdout + result.stderr
+
+
+def test_distill_defaults_have_one_home() -> None:
+    """temperature and alpha: DistillSettings's defaults in the CLI (help included), the schema's
+    `distill` entries and a rule flag; distill's training options default as train's."""
+    from kerascv_emotion.settings import DISTILL_DEFAULTS, TRAIN_DEFAULTS
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    entry = schema["properties"]["datasets"]["additionalProperties"]["properties"]["distill"]
+    properties = entry["additionalProperties"]["properties"]
+    distill = _cli_defaults("distill", [str(REPO), "--arch", "vgg", "--out", "run"])
+    for name, default in DISTILL_DEFAULTS.items():
+        assert distill[name] == default and properties[name]["default"] == default, name
+        assert name in _rule_flags()["DISTILL_FLAGS"], name
+    for name, default in TRAIN_DEFAULTS.items():
+        if name in distill and name not in ("image_size", "channels"):  # these default to the teacher's
+            assert distill[name] in (default, str(default), "none" if default is None else default), name

@@ -23,12 +23,16 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     or a full disk mid-save leaves the previous checkpoint intact (and at most the temporary).
     An epoch whose monitored value is NaN or infinite is never saved (Keras's own saves the
     first epoch whatever its value).
-    ``filepath`` is the final path; every other argument is ``ModelCheckpoint``'s."""
+    ``filepath`` is the final path; every other argument is ``ModelCheckpoint``'s. Of a
+    ``keras.distillation.Distiller`` it saves the student (the model a distillation makes)."""
 
     def __init__(self, filepath: str | Path, **kwargs: Any) -> None:
         self.final_path = Path(filepath)
         self.temporary_path = self.final_path.with_name(f".{self.final_path.stem}.partial.keras")
         super().__init__(self.temporary_path, **kwargs)
+
+    def set_model(self, model: keras.Model) -> None:
+        super().set_model(model.student if isinstance(model, keras.distillation.Distiller) else model)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         value = (logs or {}).get(self.monitor)

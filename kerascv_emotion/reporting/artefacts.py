@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from kerascv_emotion.errors import DataError
+from kerascv_emotion.runs import MEMBERS_KEY
 from kerascv_emotion.tasks import default_monitor, monitor_mode
 
 TRAIN_HINT = "run `kerascv-emotion train` (or `tune`) to create the run"
@@ -148,7 +149,8 @@ def read_evaluation(run_dir: Path, split: str, task: str, required: bool) -> Eva
 
 @dataclass
 class Run:
-    """A run directory's training artefacts. ``records`` is ``None`` without a
+    """A run directory's training artefacts. ``history`` is ``None`` for an ensemble
+    (:mod:`kerascv_emotion.ensemble`: ``config["members"]``); ``records`` is ``None`` without a
     ``metrics_log.jsonl``; ``model_size`` is ``model.keras``'s size in bytes or ``None``;
     ``exports``: ``export/<variant>/export.json`` by variant (e.g. ``litert-int8``), sorted."""
 
@@ -156,7 +158,7 @@ class Run:
     config: dict[str, Any]
     class_names: list[str]
     task: str
-    history: History
+    history: History | None
     records: list[dict[str, Any]] | None
     model_size: int | None
     exports: dict[str, dict[str, Any]]
@@ -188,7 +190,7 @@ def read_run(run_dir: str | os.PathLike) -> Run:
     config = _read_json(path / "config.json", TRAIN_HINT)
     class_names = [str(name) for name in _read_json(path / "class_names.json", TRAIN_HINT)]
     task = config.get("task", "classification")
-    history = read_history(path / "history.csv")
+    history = None if MEMBERS_KEY in config else read_history(path / "history.csv")  # an ensemble is not trained
     log_path = path / "metrics_log.jsonl"
     records = read_metrics_log(log_path) if log_path.is_file() else None
     model_path = path / "model.keras"

@@ -48,6 +48,7 @@ from kerascv_emotion.reporting.tables import (
     regression_rows,
     summary_rows,
 )
+from kerascv_emotion.runs import MEMBERS_KEY
 
 _CLASSIFICATION_MD, _REGRESSION_MD = "classification_report.md", "regression_report.md"
 _EVALUATED_MARKERS = (_CLASSIFICATION_MD, _REGRESSION_MD)
@@ -65,7 +66,18 @@ def _check_shapes(run: Run, evaluation: Evaluation, names: Sequence[str]) -> Non
                         f"{list(names)}; {evaluate_hint(run.path, evaluation.split)}")
 
 
+def _members_section(run: Run) -> str:
+    """An ensemble's members (it has no training of its own)."""
+    rows = [(Path(m["run"]).name, [str(m["arch"]), f"{m['image_size']} x {m['image_size']} x {m['channels']}",
+                                   f"{m['weight']:.3f}", str(m["run"])]) for m in run.config[MEMBERS_KEY]]
+    return ("<h2>Ensemble</h2><p>The weighted mean of the members' probabilities; each member sees the "
+            "input resized to its own size.</p>"
+            f"{html.table(['member', 'architecture', 'input', 'weight', 'run folder'], rows)}")
+
+
 def _training_section(run: Run, writer: OutputWriter) -> str:
+    if run.history is None:
+        return _members_section(run)
     monitor, mode = run.monitor
     best = run.best_epoch()
     items = [writer.figure("training_curves", training_curves_figure(

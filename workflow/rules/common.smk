@@ -17,8 +17,8 @@ for _name, _ds in config["datasets"].items():
 
 
 def _check_models(datasets):
-    """Every `archs` entry is a model and every `arch_options` key an option of its builder
-    (checked at parse time, so a dry run reports them; imports TensorFlow, quietly)."""
+    """Every `archs` entry (and `distill` student) is a model and every `arch_options` key an option
+    of its builder (checked at parse time, so a dry run reports them; imports TensorFlow, quietly)."""
     from kerascv_emotion.devices import import_tensorflow
 
     import_tensorflow()
@@ -27,9 +27,10 @@ def _check_models(datasets):
 
     names = available_models()
     for name, ds in datasets.items():
-        for arch in ds["archs"]:
+        students = {f"distill.{made}.arch": entry["arch"] for made, entry in ds.get("distill", {}).items()}
+        for key, arch in [("archs", arch) for arch in ds["archs"]] + list(students.items()):
             if arch not in names:
-                raise ValueError(f"config datasets.{name}.archs: {arch!r} is not a model; available: {', '.join(names)}")
+                raise ValueError(f"config datasets.{name}.{key}: {arch!r} is not a model; available: {', '.join(names)}")
         for arch, options in ds.get("arch_options", {}).items():
             try:
                 check_model_options(arch, options)
@@ -44,7 +45,7 @@ RESULTS = config["results"]
 # the CLI of the interpreter that runs Snakemake (no reliance on PATH)
 CLI = f"{shlex.quote(sys.executable)} -m kerascv_emotion"
 GPUS = int(config.get("gpus", 0))
-GPU_RULES = ("train", "tune", "tune_valence_arousal")  # take a GPU when `gpus` > 0 unless `gpu: false`
+GPU_RULES = ("train", "tune", "tune_valence_arousal", "distill")  # take a GPU when `gpus` > 0 unless `gpu: false`
 
 
 def job_settings(rule):
@@ -99,12 +100,19 @@ def arch_of(wildcards):
     raise ValueError(f"dataset {wildcards.dataset} has no architecture named {wildcards.arch}")
 
 
-def classification_runs(name):
+def trained_runs(name):
+    """The runs `train` and `tune` make of a dataset's classifiers."""
     ds = config["datasets"][name]
     runs = [run_name(a) for a in ds["archs"]]
     if "tune" in ds:
         runs += [f"{run_name(a)}-tuned" for a in ds["tune"].get("archs", ds["archs"])]
     return runs
+
+
+def classification_runs(name):
+    """Every classifier of a dataset: trained and tuned runs, then its ensembles and students."""
+    ds = config["datasets"][name]
+    return trained_runs(name) + list(ds.get("ensembles", {})) + list(ds.get("distill", {}))
 
 
 def regression_runs(name):
@@ -158,6 +166,7 @@ RECIPE_FLAGS = {"epochs": "--epochs", "learning_rate": "--lr", "optimizer": "--o
                 "warmup_epochs": "--warmup-epochs", "weight_decay": "--weight-decay",
                 "label_smoothing": "--label-smoothing", "ema_momentum": "--ema-momentum",
                 "mixup_alpha": "--mixup-alpha", "cutmix_alpha": "--cutmix-alpha"}
+DISTILL_FLAGS = {"temperature": "--temperature", "alpha": "--alpha"}
 TUNE_FLAGS = {"head_epochs": "--head-epochs", "finetune_epochs": "--finetune-epochs",
               "head_lr": "--head-lr",  # head_learning_rate
               "finetune_lr": "--finetune-lr",  # finetune_learning_rate
@@ -182,9 +191,11 @@ def flags(values, names):
     return out
 
 
-def recipe_options(ds, arch):
-    """`--lr ... --label-smoothing ...`: the dataset's recipe, with `arch_recipe[arch]` over it."""
+def recipe_options(ds, arch, over=None):
+    """`--lr ... --label-smoothing ...`: the dataset's recipe, with `arch_recipe[arch]` and then
+    the recipe keys of `over` (e.g. a `distill` entry) over it."""
     recipe = {key: ds[key] for key in RECIPE_FLAGS if key in ds} | ds.get("arch_recipe", {}).get(arch, {})
+    recipe |= {key: value for key, value in (over or {}).items() if key in RECIPE_FLAGS}
     return flags(recipe, RECIPE_FLAGS)
 
 

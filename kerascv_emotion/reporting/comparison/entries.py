@@ -21,6 +21,7 @@ from kerascv_emotion.reporting.artefacts import (
     read_run,
 )
 from kerascv_emotion.reporting.tables import NA, as_float, class_names_of
+from kerascv_emotion.runs import MEMBERS_KEY
 
 
 @dataclass
@@ -125,6 +126,10 @@ def run_notes(entries: Sequence[Entry]) -> list[str]:
                      "thread (median after warm-up), measured on the machine that exported them; n/a: not exported "
                      "or exported before latency was measured.")
     for entry in entries:
+        members = entry.run.config.get(MEMBERS_KEY)
+        if members:
+            listing = ", ".join(f"{Path(m['run']).name} ({m['weight']:.2f})" for m in members)
+            notes.append(f"{entry.name}: an ensemble, the weighted mean of {listing}.")
         notes += [f"{entry.name}: {note}" for note in entry.metrics.get("notes") or []]
     return notes
 

@@ -1,0 +1,129 @@
+"""Knowledge distillation: a student network trained on a finished teacher run's soft targets
+plus the labels (``kerascv-emotion distill``), through the training path of ``train`` (data
+loader, class weights, callbacks, PerClassMetrics validation, run folder, resuming).
+
+:class:`ProbabilityDistiller` is a ``keras.distillation.Distiller`` for this library's models,
+whose outputs are probabilities, not logits: the soft-target term is Keras's
+``LogitsDistillation`` (``temperature``² x KL of the softened distributions) on the
+log-probabilities, whose softmax at temperature T is ``p^(1/T)`` renormalised; the label term
+is the compiled loss with the loader's sample (class) weights, which Keras's ``Distiller``
+would drop. The KL loss is passed as a ``KLDivergence`` instance: ``LogitsDistillation``
+softens logits into distributions only for one (its default, the string ``"kl_divergence"``,
+becomes a function that it applies to the raw logits: 0 for log-probabilities). The teacher (any run, an ensemble too) sees the student's input, resized and
+converted to its own (:func:`kerascv_emotion.ensemble.adapt_input`). The checkpoint and
+``model.keras`` hold the student alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from kerascv_emotion import runs, training
+from kerascv_emotion.errors import DataError
+from kerascv_emotion.settings import DistillSettings
+
+_EPSILON = 1e-7  # probabilities are clipped to [eps, 1] before their log
+
+
+def log_probabilities(probabilities: Any) -> Any:
+    """``(N, K)`` probabilities -> ``(N, K)`` log-probabilities (a sigmoid's ``(N, 1)`` ->
+    ``(N, 2)``, as ``[1 - p, p]``), usable as logits: their softmax is the distribution."""
+    if probabilities.shape[-1] == 1:
+        probabilities = keras.ops.concatenate([1.0 - probabilities, probabilities], axis=-1)
+    return keras.ops.log(keras.ops.clip(probabilities, _EPSILON, 1.0))
+
+
+class ProbabilityDistiller(keras.distillation.Distiller):
+    """``alpha`` x the compiled label loss (sample-weighted) + (1 - ``alpha``) x the soft-target
+    loss (``LogitsDistillation(temperature)`` on log-probabilities); ``teacher`` and ``student``
+    output probabilities for the same input shape. Logs ``student_loss`` (labels),
+    ``distillation_loss`` (soft targets) and ``total_loss`` per epoch beside ``loss``."""
+
+    def __init__(self, teacher: keras.Model, student: keras.Model, temperature: float, alpha: float) -> None:
+        super().__init__(teacher=teacher, student=student,
+                         distillation_losses=keras.distillation.LogitsDistillation(
+                             temperature=temperature, loss=keras.losses.KLDivergence()),
+                         student_loss_weight=alpha)
+        self.label_loss: Any = None
+
+    @property
+    def output_shape(self) -> tuple[int | None, ...]:
+        """The student's (read by :func:`kerascv_emotion.training.compile_model`)."""
+        return self.student.output_shape
+
+    def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Any = None, **kwargs: Any) -> None:
+        self.label_loss = loss
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def soft_target_loss(self, x: Any, y_pred: Any) -> Any:
+        """The soft-target term: ``temperature``² x mean KL(teacher || student) at ``temperature``."""
+        teacher = self.teacher(x, training=False)
+        return self.distillation_losses[0].compute_loss(log_probabilities(teacher), log_probabilities(y_pred))
+
+    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
+                     training: bool = True) -> Any:
+        if y_pred is None:
+            y_pred = self(x, training=training)
+        labels = self.label_loss(y, y_pred, sample_weight=sample_weight)
+        soft = self.soft_target_loss(x, y_pred)
+        total = self.student_loss_weight * labels + (1.0 - self.student_loss_weight) * soft
+        if self.losses:  # the student's regularisation losses, as Keras's own compute_loss adds them
+            total = total + keras.ops.sum(self.losses)
+        if training:
+            self.student_loss_tracker.update_state(labels)
+            self.distillation_loss_tracker.update_state(soft)
+            self.total_loss_tracker.update_state(total)
+        return total
+
+
+def teacher_for(teacher: keras.Model, input_shape: tuple[int, ...]) -> keras.Model:
+    """``teacher`` taking ``input_shape`` ``(H, W, C)`` images (resized and converted to its own)."""
+    if tuple(teacher.input_shape[1:]) == tuple(input_shape):
+        return teacher
+    from kerascv_emotion.ensemble import adapt_input
+
+    inputs = keras.Input(shape=input_shape, dtype="float32", name="image")
+    return keras.Model(inputs, teacher(adapt_input(inputs, teacher.input_shape[1:], "teacher")), name="teacher")
+
+
+def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int = 2, restart: bool = False) -> Path:
+    """Train ``settings.train.arch`` into the run folder ``out_dir`` on the soft targets of the
+    run ``settings.teacher`` plus the labels of ``settings.train.index`` (which must have the
+    teacher's classes); as :func:`kerascv_emotion.training.train` otherwise (resumable, the best
+    epoch by ``monitor`` kept). ``config.json`` adds ``distilled_from``, ``temperature`` and
+    ``alpha``. Returns the run folder."""
+    from kerascv_emotion.models import build_model, check_model_options
+
+    settings.check()
+    check_model_options(settings.train.arch, settings.train.arch_kwargs)
+    teacher_dir = Path(settings.teacher).resolve()
+    teacher_config = runs.read_config(teacher_dir)
+    student_settings = training.resolved(settings.train)
+    record = {"distilled_from": str(teacher_dir), "temperature": settings.temperature, "alpha": settings.alpha}
+    run_dir = Path(out_dir)
+    with runs.claim(run_dir, {**dataclasses.asdict(student_settings), **record}, restart=restart) as work:
+        training.seed_everything(student_settings.seed, student_settings.deterministic)
+        data = training.load_data(student_settings)
+        if teacher_config.get("output_names") != data.output_names:
+            raise DataError(f"teacher {teacher_dir} predicts {teacher_config.get('output_names')}, but index "
+                            f"{student_settings.index} has classes {data.output_names}; "
+                            "distill on the teacher's classes")
+        size, epochs = student_settings.image_size, student_settings.epochs
+        shape = (size, size, student_settings.channels)
+        student = build_model(student_settings.arch, input_shape=shape, num_classes=len(data.output_names),
+                              head=student_settings.task, **student_settings.arch_kwargs)
+        teacher = teacher_for(training.load_model(teacher_dir / runs.MODEL), shape)
+        model = ProbabilityDistiller(teacher, student, settings.temperature, settings.alpha)
+        rate = student_settings.learning_rate
+        training.compile_model(model, student_settings,
+                               training.make_optimizer(student_settings, rate, len(data.train), epochs))
+        result = training.fit_phase(model, student_settings, data, work, "train", 0, epochs, None, verbose)
+        training.finish_run(run_dir, work, result.checkpoint, ["train"], student_settings, data, student,
+                            phases=[{"name": "train", "first_epoch": 0, "epochs": epochs, "learning_rate": rate}],
+                            **record)
+    return run_dir
