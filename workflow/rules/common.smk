@@ -2,18 +2,39 @@ import shlex
 import sys
 from pathlib import Path
 
+from jsonschema import ValidationError
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml")
+
+def _config_error(message):
+    """Stop before any job with one line on stderr (not Snakemake's traceback): exit status 1."""
+    sys.exit(f"Error: config {message}")
+
+
+def _validate_config(config):
+    """Validate (and fill the defaults of) `config` against the schema; a violation is one
+    line naming the key (`config datasets.mine.epochs: 0 is less than the minimum of 1`),
+    not jsonschema's dump of the whole schema."""
+    try:
+        validate(config, schema="../schemas/config.schema.yaml")
+    except WorkflowError as exc:
+        problem = exc.__context__  # snakemake raises WorkflowError while handling jsonschema's error
+        if not isinstance(problem, ValidationError):
+            raise
+        where = ".".join(map(str, problem.absolute_path)) or "(top level)"
+        _config_error(f"{where}: {problem.message}; see workflow/schemas/config.schema.yaml")
+
+
+_validate_config(config)
 
 for _name, _ds in config["datasets"].items():
     for _arch in _ds.get("tune", {}).get("archs", []):
         if _arch not in _ds["archs"]:
-            raise ValueError(f"config datasets.{_name}.tune.archs: {_arch!r} is not in its archs {_ds['archs']}")
+            _config_error(f"datasets.{_name}.tune.archs: {_arch!r} is not in its archs {_ds['archs']}")
     if "regression" in _ds and _ds["regression"]["from_arch"] not in _ds["archs"]:
-        raise ValueError(f"config datasets.{_name}.regression.from_arch: {_ds['regression']['from_arch']!r} "
-                         f"is not in its archs {_ds['archs']}")
-
+        _config_error(f"datasets.{_name}.regression.from_arch: {_ds['regression']['from_arch']!r} "
+                      f"is not in its archs {_ds['archs']}")
 
 
 def _check_models(datasets):
@@ -29,12 +50,12 @@ def _check_models(datasets):
     for name, ds in datasets.items():
         for arch in ds["archs"]:
             if arch not in names:
-                raise ValueError(f"config datasets.{name}.archs: {arch!r} is not a model; available: {', '.join(names)}")
+                _config_error(f"datasets.{name}.archs: {arch!r} is not a model; available: {', '.join(names)}")
         for arch, options in ds.get("arch_options", {}).items():
             try:
                 check_model_options(arch, options)
             except ConfigError as exc:
-                raise ValueError(f"config datasets.{name}.arch_options.{arch}: {exc}") from None
+                _config_error(f"datasets.{name}.arch_options.{arch}: {exc}")
 
 
 if workflow.is_main_process:  # a job (e.g. on SLURM) runs what the main process checked
