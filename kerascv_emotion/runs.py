@@ -114,7 +114,8 @@ def claim(run_dir: str | os.PathLike, settings: dict[str, Any], restart: bool = 
     it was left by an interrupted run with the same ``settings`` (``restart``: discard it).
 
     If the block fails before any resumable state was written, the folders this call made
-    are removed again (a settings or data error leaves no empty run)."""
+    are removed again (a settings or data error leaves no empty run). An OSError that names no
+    file (a log's write on a full disk) is given ``run_dir``'s name."""
     run_dir = Path(run_dir)
     made = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -128,9 +129,11 @@ def claim(run_dir: str | os.PathLike, settings: dict[str, Any], restart: bool = 
         work.mkdir(exist_ok=True)
         write_json(work / STATE, settings)
         yield work
-    except BaseException:
+    except BaseException as exc:
         if work.is_dir() and [p.name for p in work.iterdir()] == [STATE]:
             shutil.rmtree(work, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(run_dir)
         raise
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -19,7 +19,8 @@ from kerascv_emotion.resume import BACKUP_EPOCHS_ATTRIBUTE, BACKUP_WEIGHTS, back
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """Keras's ``ModelCheckpoint`` whose file is never half-written: Keras saves into a hidden
     temporary ``.keras`` beside ``filepath`` and the epoch's end renames it into place, so a kill
-    or a full disk mid-save leaves the previous checkpoint intact (and at most the temporary).
+    or a full disk mid-save leaves the previous checkpoint intact; a failed save removes the
+    temporary and names ``filepath`` (a SIGKILL may leave it, the next save replaces it).
     ``filepath`` is the final path; every other argument is ``ModelCheckpoint``'s."""
 
     def __init__(self, filepath: str | Path, **kwargs: Any) -> None:
@@ -28,7 +29,13 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         super().__init__(self.temporary_path, **kwargs)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        super().on_epoch_end(epoch, logs)
+        try:
+            super().on_epoch_end(epoch, logs)
+        except BaseException as exc:  # a full disk, a kill: no partial file left to fill the disk
+            self.temporary_path.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                exc.filename, exc.filename2 = str(self.final_path), None
+            raise
         if self.temporary_path.is_file():
             self.temporary_path.replace(self.final_path)
 
