@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from kerascv_emotion import runs
+from kerascv_emotion.data.index import DatasetIndex, read_index
 from kerascv_emotion.devices import device_record
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.io import read_json, write_json
@@ -147,17 +148,27 @@ class TrainData:
     counts: dict[str, int]
 
 
+def _check_training_splits(index: DatasetIndex, path: str) -> None:
+    """A one-line DataError, with the fix that applies, unless the index has train and val rows."""
+    if not index.records:
+        raise DataError(f"index {path} has no rows; rebuild it with `kerascv-emotion index ROOT --out {path}`")
+    present = index.splits()
+    if "train" not in present:
+        raise DataError(f"index {path} has no 'train' rows (only {', '.join(present)}); training needs them: "
+                        "give it train rows, or rebuild it from ROOT/<class>/* with `kerascv-emotion index`")
+    if "val" not in present:
+        raise DataError(f"index {path} has no 'val' rows (the best epoch is chosen on them); rebuild it with "
+                        "`kerascv-emotion index ... --val-fraction 0.1` (or any fraction > 0)")
+
+
 def load_data(settings: TrainSettings) -> TrainData:
     """Cache and stream the train and val splits of ``settings.index`` (after checking the
     index and ``settings.monitor``, so that a bad one is refused before any decoding)."""
     from kerascv_emotion.data.cache import cache_dir_for, load_split
-    from kerascv_emotion.data.index import read_index
     from kerascv_emotion.data.loader import ImageBatches, class_weights
 
     index = read_index(settings.index)
-    for split in ("train", "val"):
-        if not any(r.split == split for r in index.records):
-            raise DataError(f"index {settings.index} has no '{split}' images; re-index with a val fraction > 0")
+    _check_training_splits(index, settings.index)
     if settings.task == "regression" and not index.has_valence_arousal:
         raise DataError(f"index {settings.index} lacks valence/arousal for some rows; a regression run needs them")
     outputs = list(index.class_names) if settings.task == "classification" else list(REGRESSION_NAMES)
