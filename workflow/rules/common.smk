@@ -95,6 +95,18 @@ def hide_gpus(rule):
     return "CUDA_VISIBLE_DEVICES= " if GPUS and not uses_gpu(rule) else ""
 
 
+RUN_LOG = "log.txt"  # in a train/tune run folder: the output of every attempt, appended
+
+
+def run_logged(rule, command):
+    """The shell of a train/tune rule: `command` (its CLI call) with its output appended to
+    `{params.run_dir}/log.txt` and copied to the rule's `log:`. Snakemake empties a rule's log
+    before every job, also one the run's lock then refuses (a second workflow, from another
+    clone, into the same results folder), so the run folder's log keeps the first one's."""
+    return ("mkdir -p {params.run_dir}; (echo \"== $(date -Is) on $(hostname): " + rule + "\"; "
+            + hide_gpus(rule) + command + ") 2>&1 | tee -a {params.run_dir}/" + RUN_LOG + " > {log}")
+
+
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_.]+",
     arch=r"[A-Za-z0-9_]+",
