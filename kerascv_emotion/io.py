@@ -39,6 +39,8 @@ def _name_target(exc: OSError, target: Path, prefix: str) -> None:
         path = Path(os.fsdecode(name))
         return path.parent == target.parent and path.name.startswith(prefix)
 
+    if exc.errno is None:  # OSError("a message"): a name would replace its message in str(exc)
+        return
     if exc.filename is None or any(temporary(n) for n in (exc.filename, exc.filename2) if n is not None):
         exc.filename, exc.filename2 = str(target), None
 

@@ -132,7 +132,7 @@ def claim(run_dir: str | os.PathLike, settings: dict[str, Any], restart: bool = 
     except BaseException as exc:
         if work.is_dir() and [p.name for p in work.iterdir()] == [STATE]:
             shutil.rmtree(work, ignore_errors=True)
-        if isinstance(exc, OSError) and exc.filename is None:
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
             exc.filename = str(run_dir)
         raise
     finally:

@@ -424,3 +424,20 @@ def test_fault(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reque
         assert word not in shown, (word, shown)
     if fault.check is not None:
         fault.check(tmp_path)
+
+
+def test_an_oserror_with_only_a_message_keeps_it(tmp_path: Path) -> None:
+    """Naming the target (or the run folder) applies to errors from the system (an errno);
+    ``OSError("message")`` would print as ``[Errno None] None: 'PATH'`` with a name added."""
+    from kerascv_emotion.io import atomic_open
+    from kerascv_emotion.runs import claim
+
+    with pytest.raises(OSError) as raised, atomic_open(tmp_path / "a.txt"):
+        raise OSError("the backup is not complete; delete it")
+    assert str(raised.value) == "the backup is not complete; delete it"
+    with pytest.raises(OSError) as raised, claim(tmp_path / "run", {}):
+        raise OSError("the backup is not complete; delete it")
+    assert str(raised.value) == "the backup is not complete; delete it"
+    with pytest.raises(OSError) as raised, claim(tmp_path / "run", {}):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert raised.value.filename == str(tmp_path / "run")

@@ -33,7 +33,7 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             super().on_epoch_end(epoch, logs)
         except BaseException as exc:  # a full disk, a kill: no partial file left to fill the disk
             self.temporary_path.unlink(missing_ok=True)
-            if isinstance(exc, OSError):
+            if isinstance(exc, OSError) and exc.errno is not None:
                 exc.filename, exc.filename2 = str(self.final_path), None
             raise
         if self.temporary_path.is_file():
