@@ -185,8 +185,9 @@ def _settings(options: dict[str, Any]) -> dict[str, Any]:
 
 
 _device_options = [
-    click.option("--threads", default=0, show_default=True, help="TensorFlow CPU threads (0: all)."),
-    click.option("--gpus", default=0, show_default=True,
+    click.option("--threads", default=0, show_default=True, type=click.IntRange(min=0),
+                 help="TensorFlow CPU threads (0: TensorFlow's default, all cores)."),
+    click.option("--gpus", default=0, show_default=True, type=click.IntRange(min=0),
                  help="GPUs on this machine; the job claims a free one (0: leave CUDA_VISIBLE_DEVICES alone)."),
 ]
 
@@ -277,7 +278,8 @@ def tune(model: Path, index_path: Path, out: Path, restart: bool, refresh_cache:
 @click.option("--data", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Instead of an index: a labelled folder, DATA/<class>/* or DATA/test/<class>/*.")
 @_split_option
-@click.option("--bootstrap", default=1000, show_default=True, help="Bootstrap resamples for intervals (0: none).")
+@click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(min=0),
+              help="Bootstrap resamples for intervals (0: none).")
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--tta", type=click.Choice(list(TTA_MODES)), default="none", show_default=True,
               help="Test-time augmentation: hflip averages each image's outputs with its mirror's; "

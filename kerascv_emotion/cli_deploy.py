@@ -94,7 +94,8 @@ def export(run: Path, fmt: str, quantize: str | None, out: Path | None, threads:
     report = export_run(run, fmt, quantize, out)
     folder = out or export_dir(run, fmt, quantize)
     accuracy = (f", accuracy {report['export_accuracy']:.3f} (keras {report['keras_accuracy']:.3f})"
-                if "export_accuracy" in report else "")
+                if "export_accuracy" in report
+                else f", RMSE {report['export_rmse']:.3f} (keras {report['keras_rmse']:.3f})")
     click.echo(f"wrote {folder / report['file']} ({report['size_bytes'] / 1e6:.2f} MB, {report['runtime']}): "
                f"max |diff| {report['max_abs_diff']:.2g}{accuracy} on {report['compared_on']['images']} val images")
     if report["passed"] is False:

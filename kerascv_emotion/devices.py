@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from kerascv_emotion.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 _held_lock: IO | None = None  # kept open for the life of the process
@@ -94,8 +96,10 @@ def import_tensorflow(verbose: bool = False) -> None:
 
 
 def set_cpu_threads(threads: int) -> None:
-    """Limit TensorFlow to ``threads`` intra-op threads (0 keeps TensorFlow's default)."""
-    if threads <= 0:
+    """Limit TensorFlow to ``threads`` intra-op threads (0 keeps TensorFlow's default: all cores)."""
+    if threads < 0:
+        raise ConfigError(f"threads={threads}: give a number of CPU threads, or 0 for all cores")
+    if threads == 0:
         return
     import tensorflow as tf
 

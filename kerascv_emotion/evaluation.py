@@ -129,6 +129,8 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
         regression_metrics,
     )
 
+    if bootstrap < 0:
+        raise ConfigError(f"bootstrap={bootstrap}: give 0 (no intervals) or the number of resamples")
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     task = config.get("task", "classification")

@@ -11,7 +11,8 @@ Quantisation (LiteRT only): ``float16`` stores float16 weights; ``int8`` quantis
 and activations, calibrated on up to :data:`CALIBRATION_IMAGES` training images of the run's
 own index (inputs and outputs stay float32). Checks: float32 formats agree within
 :data:`FLOAT_TOLERANCE`; quantised ones keep the validation accuracy within
-:data:`ACCURACY_TOLERANCE` (classification runs).
+:data:`ACCURACY_TOLERANCE` (classification runs) or the validation RMSE of valence/arousal
+within :data:`RMSE_TOLERANCE` of the Keras model's (regression runs).
 
 ``export.json`` also holds ``latency``: the single-image latency (``(1, H, W, C)``, the first
 validation image) in milliseconds, median over :data:`LATENCY_RUNS` timed runs after
@@ -43,6 +44,8 @@ FLOAT_TOLERANCE = 1e-4
 """Largest absolute output difference allowed for a float32 export."""
 ACCURACY_TOLERANCE = 0.01
 """Largest validation accuracy drop (1 point) allowed for a quantised export."""
+RMSE_TOLERANCE = 0.02
+"""Largest validation RMSE increase allowed for a quantised regression export (outputs in -1..1)."""
 CALIBRATION_IMAGES = 200
 BATCH = 64
 LATENCY_RUNS = 50
@@ -67,14 +70,22 @@ def _check(fmt: str, quantize: str | None) -> None:
 
 
 def _images(config: dict[str, Any], split: str) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 ``(N, H, W, C)`` images and int label ids of one split of the run's index."""
+    """uint8 ``(N, H, W, C)`` images of one split of the run's index and their targets: int
+    label ids ``(N,)``, or valence/arousal ``(N, 2)`` for a regression run."""
     from kerascv_emotion.data.cache import load_split
 
     index = Path(config["index"])
     cached = load_split(index, split, int(config["image_size"]), int(config["channels"]),
                         cache_dir=config.get("cache_dir"),
                         on_bad_image="skip", max_pixels=config.get("max_pixels"), progress=False)
+    if config.get("task", "classification") == "regression":
+        return cached.images, np.asarray(cached.valence_arousal, dtype=np.float64)
     return cached.images, np.asarray(cached.label_ids)
+
+
+def _rmse(outputs: np.ndarray, targets: np.ndarray) -> float:
+    """Root mean squared error over every output of every image (valence and arousal together)."""
+    return float(np.sqrt(np.mean((outputs - targets) ** 2)))
 
 
 def _scaled(images: np.ndarray) -> Iterator[np.ndarray]:
@@ -216,7 +227,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, quantize: str | None = None
     model = load_model(Path(run_dir) / "model.keras")
     out_dir = Path(out_dir) if out_dir is not None else export_dir(run_dir, fmt, quantize)
     target = out_dir / FORMATS[fmt]
-    images, labels = _images(config, "val")
+    images, targets = _images(config, "val")
     # before the export: the ONNX exporter refuses a model that has never been called
     expected = np.concatenate([np.asarray(model.predict_on_batch(x), dtype=np.float64) for x in _scaled(images)])
     options, n_calibration = _litert_options(quantize, config) if fmt == "litert" else ({}, 0)
@@ -232,17 +243,21 @@ def export_run(run_dir: str | os.PathLike, fmt: str, quantize: str | None = None
         "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
     }
     if config.get("task", "classification") == "classification":
-        keras_acc = float(np.mean(expected.argmax(1) == labels))
-        export_acc = float(np.mean(got.argmax(1) == labels))
+        keras_acc = float(np.mean(expected.argmax(1) == targets))
+        export_acc = float(np.mean(got.argmax(1) == targets))
         report.update(keras_accuracy=keras_acc, export_accuracy=export_acc, accuracy_drop=keras_acc - export_acc,
                       top1_agreement=float(np.mean(got.argmax(1) == expected.argmax(1))))
+    else:
+        keras_rmse, export_rmse = _rmse(expected, targets), _rmse(got, targets)
+        report.update(keras_rmse=keras_rmse, export_rmse=export_rmse, rmse_increase=export_rmse - keras_rmse)
     if quantize is None:
         report.update(criterion=f"max_abs_diff <= {FLOAT_TOLERANCE}", passed=report["max_abs_diff"] <= FLOAT_TOLERANCE)
     elif "accuracy_drop" in report:
         report.update(criterion=f"accuracy_drop <= {ACCURACY_TOLERANCE}",
                       passed=report["accuracy_drop"] <= ACCURACY_TOLERANCE)
     else:
-        report.update(criterion="none for a quantised regression model", passed=None)
+        report.update(criterion=f"rmse_increase <= {RMSE_TOLERANCE}",
+                      passed=report["rmse_increase"] <= RMSE_TOLERANCE)
     if n_calibration:
         report["calibration"] = {"split": "train", "images": n_calibration}
     if len(images):

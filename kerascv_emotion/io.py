@@ -30,16 +30,31 @@ def umask() -> int:
     return current
 
 
+def _name_target(exc: OSError, target: Path, prefix: str) -> None:
+    """Make ``exc`` name ``target``, the file the user asked for, where it names no file
+    (``write`` or ``fsync`` on a full disk) or names the hidden temporary beside it (``prefix*``:
+    ``mkstemp``, a copy into it, the rename); a folder that cannot be made keeps its name."""
+
+    def temporary(name: Any) -> bool:
+        path = Path(os.fsdecode(name))
+        return path.parent == target.parent and path.name.startswith(prefix)
+
+    if exc.errno is None:  # OSError("a message"): a name would replace its message in str(exc)
+        return
+    if exc.filename is None or any(temporary(n) for n in (exc.filename, exc.filename2) if n is not None):
+        exc.filename, exc.filename2 = str(target), None
+
+
 @contextlib.contextmanager
 def _temporary(target: Path, prefix: str, suffix: str) -> Iterator[str]:
     """A temporary file beside ``target`` with the umask's mode, renamed over ``target`` when
-    the block succeeds and removed when it fails. An OSError without a file name (``write``
-    or ``fsync`` on a full disk) is given ``target``'s, so that its message names the file."""
+    the block succeeds and removed when it fails. An OSError names ``target``, never the
+    temporary (:func:`_name_target`)."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
     except OSError as exc:
-        exc.filename = exc.filename or str(target)
+        _name_target(exc, target, prefix)
         raise
     try:
         try:
@@ -51,8 +66,8 @@ def _temporary(target: Path, prefix: str, suffix: str) -> Iterator[str]:
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-        if isinstance(exc, OSError) and exc.filename is None:
-            exc.filename = str(target)
+        if isinstance(exc, OSError):
+            _name_target(exc, target, prefix)
         raise
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,13 +34,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from kerascv_emotion.data.folders import IMAGE_EXTENSIONS, natural_key
+from kerascv_emotion.data.folders import IMAGE_EXTENSIONS, is_utf8, natural_key
 from kerascv_emotion.errors import BadImageError, ConfigError, DataError
 from kerascv_emotion.evaluation import check_finite
 from kerascv_emotion.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, LANDMARK_NAMES, Face
 from kerascv_emotion.io import atomic_open, atomic_path
 from kerascv_emotion.runs import MODEL, read_config
 from kerascv_emotion.training import load_model
+
+log = logging.getLogger(__name__)
 
 _GLOB_CHARS = frozenset("*?[")
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -128,7 +131,9 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[str], list
         else:
             raise DataError(f"input {item} does not exist")
     if not files and not skipped:
-        raise DataError("no input images given")
+        given = ", ".join(map(os.fspath, inputs))
+        raise DataError(f"{given}: no files found (folders are searched recursively, hidden files left out); "
+                        f"give image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) or folders that hold them")
     return list(dict.fromkeys(files)), skipped
 
 
@@ -319,9 +324,16 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], det
 
 
 def write_csv(path: str | os.PathLike, result: Predictions) -> Path:
-    """Write ``result.rows`` as CSV atomically (probabilities with 6 decimals)."""
+    """Write ``result.rows`` as UTF-8 CSV atomically (probabilities with 6 decimals).
+
+    A file name that is not UTF-8 (``caf\\xe9.png`` from a Latin-1 system) is written as the
+    bytes it has on disk (``surrogateescape``, as ``os.fsencode`` gives them), so the path still
+    names the file; a warning counts such rows."""
     path = Path(path)
-    with atomic_open(path, "w", newline="", encoding="utf-8") as handle:
+    raw = sum(not is_utf8(str(row["path"])) for row in result.rows)
+    if raw:
+        log.warning("%s: %d row(s) have a file name that is not UTF-8, written as its bytes on disk", path, raw)
+    with atomic_open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.DictWriter(handle, fieldnames=result.columns)
         writer.writeheader()
         for row in result.rows:

@@ -125,7 +125,8 @@ def claim(run_dir: str | os.PathLike, settings: dict[str, Any], restart: bool = 
     If the block fails before any resumable state was written, or with
     :class:`~kerascv_emotion.errors.TrainingDiverged` (a resumed run would diverge again),
     ``work/`` and the folders this call made are removed again (a settings or data error or a
-    NaN loss leaves no empty run and no half state; an earlier ``model.keras`` stays)."""
+    NaN loss leaves no empty run and no half state; an earlier ``model.keras`` stays). An
+    OSError that names no file (a log's write on a full disk) is given ``run_dir``'s name."""
     run_dir = Path(run_dir)
     made = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +143,8 @@ def claim(run_dir: str | os.PathLike, settings: dict[str, Any], restart: bool = 
     except BaseException as exc:
         if isinstance(exc, TrainingDiverged) or work.is_dir() and [p.name for p in work.iterdir()] == [STATE]:
             shutil.rmtree(work, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
+            exc.filename = str(run_dir)
         raise
     finally:
         with contextlib.suppress(FileNotFoundError):

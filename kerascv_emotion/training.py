@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from kerascv_emotion import runs
+from kerascv_emotion.data.index import DatasetIndex, read_index
 from kerascv_emotion.devices import device_record
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.io import read_json, write_json
@@ -167,6 +168,19 @@ class TrainData:
     stream_seed: int  # seeds the batches and the dropout noise (:func:`stream_seed`)
 
 
+def _check_training_splits(index: DatasetIndex, path: str) -> None:
+    """A one-line DataError, with the fix that applies, unless the index has train and val rows."""
+    if not index.records:
+        raise DataError(f"index {path} has no rows; rebuild it with `kerascv-emotion index ROOT --out {path}`")
+    present = index.splits()
+    if "train" not in present:
+        raise DataError(f"index {path} has no 'train' rows (only {', '.join(present)}); training needs them: "
+                        "give it train rows, or rebuild it from ROOT/<class>/* with `kerascv-emotion index`")
+    if "val" not in present:
+        raise DataError(f"index {path} has no 'val' rows (the best epoch is chosen on them); rebuild it with "
+                        "`kerascv-emotion index ... --val-fraction 0.1` (or any fraction > 0)")
+
+
 def _warn_missing_classes(index: Any, train_ids: np.ndarray, val_ids: np.ndarray) -> None:
     """One warning line per kind of missing class: classes of ``index`` with no
     image in any split, with no usable training image, with no usable validation image (the
@@ -197,13 +211,10 @@ def load_data(settings: TrainSettings, seed: int | None = None, refresh_cache: b
     training batches are drawn from ``seed`` (default ``settings.seed``; see :func:`stream_seed`).
     ``refresh_cache`` decodes every image again instead of reusing the image cache."""
     from kerascv_emotion.data.cache import cache_dir_for, load_split
-    from kerascv_emotion.data.index import read_index
     from kerascv_emotion.data.loader import ImageBatches, class_weights
 
     index = read_index(settings.index)
-    for split in ("train", "val"):
-        if not any(r.split == split for r in index.records):
-            raise DataError(f"index {settings.index} has no '{split}' images; re-index with a val fraction > 0")
+    _check_training_splits(index, settings.index)
     if settings.task == "regression" and not index.has_valence_arousal:
         raise DataError(f"index {settings.index} lacks valence/arousal for some rows; a regression run needs them")
     outputs = list(index.class_names) if settings.task == "classification" else list(REGRESSION_NAMES)

@@ -20,7 +20,8 @@ from kerascv_emotion.resume import BACKUP_EPOCHS_ATTRIBUTE, BACKUP_WEIGHTS, back
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """Keras's ``ModelCheckpoint`` whose file is never half-written: Keras saves into a hidden
     temporary ``.keras`` beside ``filepath`` and the epoch's end renames it into place, so a kill
-    or a full disk mid-save leaves the previous checkpoint intact (and at most the temporary).
+    or a full disk mid-save leaves the previous checkpoint intact; a failed save removes the
+    temporary and names ``filepath`` (a SIGKILL may leave it, the next save replaces it).
     An epoch whose monitored value is NaN or infinite is never saved (Keras's own saves the
     first epoch whatever its value).
     ``filepath`` is the final path; every other argument is ``ModelCheckpoint``'s. Of a
@@ -38,7 +39,13 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         value = (logs or {}).get(self.monitor)
         if value is not None and not np.isfinite(float(value)):
             return  # a NaN or infinite monitor is never an improvement, nor a model worth keeping
-        super().on_epoch_end(epoch, logs)
+        try:
+            super().on_epoch_end(epoch, logs)
+        except BaseException as exc:  # a full disk, a kill: no partial file left to fill the disk
+            self.temporary_path.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno is not None:
+                exc.filename, exc.filename2 = str(self.final_path), None
+            raise
         if self.temporary_path.is_file():
             self.temporary_path.replace(self.final_path)
 

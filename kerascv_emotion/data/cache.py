@@ -307,8 +307,12 @@ def _remove_stale_temps(folder: Path) -> None:
             continue
 
 
-def _gb(n_bytes: float) -> str:
-    return f"{n_bytes / 1e9:.2f} GB"
+def _size(n_bytes: float) -> str:
+    """``n_bytes`` in the largest decimal unit that keeps it at 1 or more: ``"2.5 kB"``, ``"3.10 GB"``."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.2f} {unit}"
+    return f"{int(n_bytes)} bytes"
 
 
 def _check_room(folder: Path, split: str, n_rows: int, hw: tuple[int, int], channels: int) -> None:
@@ -321,8 +325,8 @@ def _check_room(folder: Path, split: str, n_rows: int, hw: tuple[int, int], chan
     free = shutil.disk_usage(existing).free
     if need > free:
         raise DataError(
-            f"the cache of split {split!r} needs {_gb(need)} ({n_rows} images x {hw[0]}x{hw[1]}x{channels} bytes) "
-            f"but {existing} has {_gb(free)} free; use a smaller --image-size or another --cache-dir "
+            f"the cache of split {split!r} needs {_size(need)} ({n_rows} images x {hw[0]}x{hw[1]}x{channels} bytes) "
+            f"but {existing} has {_size(free)} free; use a smaller --image-size or another --cache-dir "
             f"(or {CACHE_ENV})")
 
 

@@ -28,6 +28,15 @@ def natural_key(text: str) -> list[object]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
 
 
+def is_utf8(name: str) -> bool:
+    """Whether a file name (as ``os`` decodes it, non-UTF-8 bytes as surrogates) is UTF-8 text."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _list_class_dirs(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: natural_key(p.name))
 
@@ -44,6 +53,8 @@ def _scan_class_dir(class_dir: Path, root: Path, skipped: list[dict[str, str]]) 
             rel = full.relative_to(root).as_posix()
             if full.suffix.lower() not in IMAGE_EXTENSIONS:
                 skipped.append({"path": rel, "reason": f"not an image extension ({full.suffix or 'none'})"})
+            elif not is_utf8(rel):
+                skipped.append({"path": rel, "reason": "file name is not UTF-8 (an index is UTF-8 text); rename it"})
             elif full.is_symlink() and not full.exists():
                 skipped.append({"path": rel, "reason": f"dangling symlink (to {os.readlink(full)})"})
             elif not full.is_file():
@@ -65,8 +76,8 @@ def index_from_folders(
 
     Class names are the folder names (spaces allowed), mapped by ``options.class_map`` and,
     when ``options.classes`` is given, restricted to and ordered as it; otherwise sorted.
-    Files without an image extension, dangling symlinks and non-regular files (FIFOs) are
-    skipped, counted and listed in ``meta["skipped"]``.
+    Files without an image extension or with a name that is not UTF-8, dangling symlinks and
+    non-regular files (FIFOs) are skipped, counted and listed in ``meta["skipped"]``.
     """
     root = Path(root)
     if not root.is_dir():

@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+import warnings
 import zlib
 from collections.abc import Sequence
 
@@ -142,6 +143,10 @@ def open_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image.
     name = os.fspath(path)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     _allow_in_pillow(limit)
+    # the limit is checked below, with a counted skip naming the image: Pillow's own warning for
+    # the same image would only repeat it, from inside site-packages (a filter, not
+    # catch_warnings, which is not thread-safe and images decode in worker threads)
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     try:
         _check_regular_file(name)
         with Image.open(name) as img:

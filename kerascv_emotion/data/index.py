@@ -213,22 +213,37 @@ def read_index(csv_path: str | os.PathLike) -> DatasetIndex:
         raise DataError(f"{sidecar}: not a valid index sidecar ({exc})") from None
     if not root.is_absolute():
         root = (csv_path.parent / root).resolve()
-    records: list[IndexRecord] = []
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"path", "split", "label"} - set(reader.fieldnames or ())
-        if missing:
-            raise DataError(f"{csv_path}: header lacks column(s) {sorted(missing)}")
-        for line_no, row in enumerate(reader, start=2):
-            try:
-                records.append(_parse_row(row))
-            except (ValueError, DataError) as exc:
-                raise DataError(f"{csv_path}, line {line_no}: {exc}") from None
+    records = _read_rows(csv_path)
     _check_repeated_rows(csv_path, records)
     try:
         return DatasetIndex(root, class_names, records, meta.get("meta", {}))
     except DataError as exc:
         raise DataError(f"{csv_path}: {exc}") from None
+
+
+def _read_rows(csv_path: Path) -> list[IndexRecord]:
+    """The rows of an index CSV: UTF-8 text, with or without the byte-order mark that
+    spreadsheets write ("CSV UTF-8"); other encodings and binary files are a one-line DataError."""
+    records: list[IndexRecord] = []
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"path", "split", "label"} - set(reader.fieldnames or ())
+            if missing:
+                raise DataError(f"{csv_path}: header lacks column(s) {sorted(missing)}")
+            for line_no, row in enumerate(reader, start=2):
+                try:
+                    records.append(_parse_row(row))
+                except (ValueError, DataError) as exc:
+                    raise DataError(f"{csv_path}, line {line_no}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{csv_path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
+                        "save it as UTF-8 CSV (a spreadsheet's \"CSV UTF-8\") or rebuild it with "
+                        "`kerascv-emotion index`") from None
+    except csv.Error as exc:
+        raise DataError(f"{csv_path}: not a CSV file ({exc}); rebuild it with "
+                        "`kerascv-emotion index`") from None
+    return records
 
 
 def _check_repeated_rows(csv_path: Path, records: Sequence[IndexRecord]) -> None:

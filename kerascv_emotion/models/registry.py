@@ -183,4 +183,6 @@ def replace_predictions(
     :func:`build_model`), e.g. to fine-tune a trained model on another label set."""
     check_head(head, num_classes)
     features = model.layers[_layer_index(model, PREDICTIONS)].input
-    return keras.Model(model.inputs, output_layer(features, num_classes, head), name=model.name)
+    # model.input keeps the structure the model was built with (one tensor): model.inputs, a list,
+    # would make every call with one tensor warn that the structure of `inputs` does not match
+    return keras.Model(model.input, output_layer(features, num_classes, head), name=model.name)

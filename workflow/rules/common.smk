@@ -2,18 +2,39 @@ import shlex
 import sys
 from pathlib import Path
 
+from jsonschema import ValidationError
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml")
+
+def _config_error(message):
+    """Stop before any job with one line on stderr (not Snakemake's traceback): exit status 1."""
+    sys.exit(f"Error: config {message}")
+
+
+def _validate_config(config):
+    """Validate (and fill the defaults of) `config` against the schema; a violation is one
+    line naming the key (`config datasets.mine.epochs: 0 is less than the minimum of 1`),
+    not jsonschema's dump of the whole schema."""
+    try:
+        validate(config, schema="../schemas/config.schema.yaml")
+    except WorkflowError as exc:
+        problem = exc.__context__  # snakemake raises WorkflowError while handling jsonschema's error
+        if not isinstance(problem, ValidationError):
+            raise
+        where = ".".join(map(str, problem.absolute_path)) or "(top level)"
+        _config_error(f"{where}: {problem.message}; see workflow/schemas/config.schema.yaml")
+
+
+_validate_config(config)
 
 for _name, _ds in config["datasets"].items():
     for _arch in _ds.get("tune", {}).get("archs", []):
         if _arch not in _ds["archs"]:
-            raise ValueError(f"config datasets.{_name}.tune.archs: {_arch!r} is not in its archs {_ds['archs']}")
+            _config_error(f"datasets.{_name}.tune.archs: {_arch!r} is not in its archs {_ds['archs']}")
     if "regression" in _ds and _ds["regression"]["from_arch"] not in _ds["archs"]:
-        raise ValueError(f"config datasets.{_name}.regression.from_arch: {_ds['regression']['from_arch']!r} "
-                         f"is not in its archs {_ds['archs']}")
-
+        _config_error(f"datasets.{_name}.regression.from_arch: {_ds['regression']['from_arch']!r} "
+                      f"is not in its archs {_ds['archs']}")
 
 
 def _check_models(datasets):
@@ -30,12 +51,12 @@ def _check_models(datasets):
         students = {f"distill.{made}.arch": entry["arch"] for made, entry in ds.get("distill", {}).items()}
         for key, arch in [("archs", arch) for arch in ds["archs"]] + list(students.items()):
             if arch not in names:
-                raise ValueError(f"config datasets.{name}.{key}: {arch!r} is not a model; available: {', '.join(names)}")
+                _config_error(f"datasets.{name}.{key}: {arch!r} is not a model; available: {', '.join(names)}")
         for arch, options in ds.get("arch_options", {}).items():
             try:
                 check_model_options(arch, options)
             except ConfigError as exc:
-                raise ValueError(f"config datasets.{name}.arch_options.{arch}: {exc}") from None
+                _config_error(f"datasets.{name}.arch_options.{arch}: {exc}")
 
 
 if workflow.is_main_process:  # a job (e.g. on SLURM) runs what the main process checked
@@ -73,6 +94,18 @@ def job_resources(rule):
 def hide_gpus(rule):
     """Shell prefix that hides the GPUs from a job that does not use one (when `gpus` > 0)."""
     return "CUDA_VISIBLE_DEVICES= " if GPUS and not uses_gpu(rule) else ""
+
+
+RUN_LOG = "log.txt"  # in a train/tune run folder: the output of every attempt, appended
+
+
+def run_logged(rule, command):
+    """The shell of a train/tune rule: `command` (its CLI call) with its output appended to
+    `{params.run_dir}/log.txt` and copied to the rule's `log:`. Snakemake empties a rule's log
+    before every job, also one the run's lock then refuses (a second workflow, from another
+    clone, into the same results folder), so the run folder's log keeps the first one's."""
+    return ("mkdir -p {params.run_dir}; (echo \"== $(date -Is) on $(hostname): " + rule + "\"; "
+            + hide_gpus(rule) + command + ") 2>&1 | tee -a {params.run_dir}/" + RUN_LOG + " > {log}")
 
 
 wildcard_constraints:

@@ -21,8 +21,8 @@ rule train:
             + data_options(dataset(wc))
         ),
     shell:
-        hide_gpus("train") + "{CLI} train --index {input.index} --arch {params.arch} --out {params.run_dir} "
-        "{params.options} --threads {threads} > {log} 2>&1"
+        run_logged("train", "{CLI} train --index {input.index} --arch {params.arch} --out {params.run_dir} "
+            "{params.options} --threads {threads}")
 
 
 rule tune:
@@ -46,8 +46,8 @@ rule tune:
             + data_options(dataset(wc))
         ),
     shell:
-        hide_gpus("tune") + "{CLI} tune {input.model} --index {input.index} --out {params.run_dir} "
-        "{params.options} --threads {threads} > {log} 2>&1"
+        run_logged("tune", "{CLI} tune {input.model} --index {input.index} --out {params.run_dir} "
+            "{params.options} --threads {threads}")
 
 
 rule tune_valence_arousal:
@@ -72,5 +72,5 @@ rule tune_valence_arousal:
             + data_options(dataset(wc))
         ),
     shell:
-        hide_gpus("tune_valence_arousal") + "{CLI} tune {input.model} --index {input.index} --out {params.run_dir} "
-        "{params.options} --threads {threads} > {log} 2>&1"
+        run_logged("tune_valence_arousal", "{CLI} tune {input.model} --index {input.index} --out {params.run_dir} "
+            "{params.options} --threads {threads}")
