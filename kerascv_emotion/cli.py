@@ -125,6 +125,9 @@ def _option(flag: str, name: str, defaults: Mapping[str, Any] = TRAIN_DEFAULTS, 
 
 _max_pixels_option = _option(MAX_PIXELS_OPTION, "max_pixels", type=click.IntRange(min=1),
                              help="Refuse images with more pixels than this (default: Pillow's limit, about 89 million).")
+_calibration_option = click.option(
+    "--no-calibration", "calibrate", is_flag=True, flag_value=False, default=True,
+    help="Use the model's raw probabilities, not divided by the run's temperature (RUN/calibration.json).")
 
 # options of both train and tune, each named as its TrainSettings field
 _settings_options = [
@@ -257,6 +260,14 @@ def tune(model: Path, index_path: Path, out: Path, restart: bool, threads: int, 
     click.echo(f"wrote {run / 'model.keras'}")
 
 
+def _calibration_line(calibration: dict[str, Any]) -> str:
+    """``ECE 0.120 -> 0.031 (temperature 1.84)``, or the raw ECE when no temperature was applied."""
+    raw, scaled = calibration["raw"]["ece"], calibration["calibrated"]
+    if scaled is None:
+        return f"ECE {raw:.3f} (no temperature applied)"
+    return f"ECE {raw:.3f} -> {scaled['ece']:.3f} (temperature {calibration['temperature']:.3f})"
+
+
 @main.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--index", "index_path", default=None, type=click.Path(path_type=Path),
@@ -269,9 +280,10 @@ def tune(model: Path, index_path: Path, out: Path, restart: bool, threads: int, 
 @click.option("--tta", type=click.Choice(list(TTA_MODES)), default="none", show_default=True,
               help="Test-time augmentation: hflip averages each image's outputs with its mirror's.")
 @_max_pixels_option
+@_calibration_option
 @_with(_device_options)
 def evaluate(run: Path, index_path: Path | None, data: Path | None, split: str, bootstrap: int, seed: int,
-             tta: str, max_pixels: int | None, threads: int, gpus: int) -> None:
+             tta: str, max_pixels: int | None, calibrate: bool, threads: int, gpus: int) -> None:
     """Predict a split with RUN's model; write predictions and metrics JSON under RUN/eval/SPLIT
     (RUN/eval/data-NAME for --data NAME)."""
     _setup_devices(threads, gpus)
@@ -279,7 +291,7 @@ def evaluate(run: Path, index_path: Path | None, data: Path | None, split: str, 
     from kerascv_emotion.runs import eval_dir
 
     metrics = evaluate_run(run, index_path, split=split, bootstrap=bootstrap, seed=seed, tta=tta,
-                           max_pixels=max_pixels, data=data)
+                           max_pixels=max_pixels, data=data, calibrate=calibrate)
     for note in metrics.get("notes", []) if data is not None else []:
         click.echo(f"note: {note}")
     split = metrics["split"]
@@ -287,6 +299,7 @@ def evaluate(run: Path, index_path: Path | None, data: Path | None, split: str, 
         plain = metrics.get("without_tta")
         click.echo(f"{run} {split}: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_avg']['f1']:.3f}"
                    + (f" (tta {tta}; without: accuracy {plain['accuracy']:.3f})" if plain else ""))
+        click.echo(_calibration_line(metrics["calibration"]))
     else:
         mean = metrics["mean"]
         click.echo(f"{run} {split}: RMSE {mean['rmse']:.3f}, CCC {mean['ccc']:.3f}")

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import click
 
-from kerascv_emotion.cli import _device_options, _max_pixels_option, _setup_devices, _with, main
+from kerascv_emotion.cli import (
+    _calibration_option,
+    _device_options,
+    _max_pixels_option,
+    _setup_devices,
+    _with,
+    main,
+)
 from kerascv_emotion.errors import DataError
 from kerascv_emotion.export import FORMATS, QUANTIZE
 from kerascv_emotion.faces import DEFAULT_MARGIN
@@ -26,9 +33,11 @@ from kerascv_emotion.faces import DEFAULT_MARGIN
               help="Write copies of the images with boxes and labels drawn into this folder.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @_max_pixels_option
+@_calibration_option
 @_with(_device_options)
 def predict(run: Path, inputs: tuple[str, ...], out: Path, detect_faces: bool, face_margin: float,
-            annotate_dir: Path | None, batch_size: int, max_pixels: int | None, threads: int, gpus: int) -> None:
+            annotate_dir: Path | None, batch_size: int, max_pixels: int | None, calibrate: bool,
+            threads: int, gpus: int) -> None:
     """Predict image files, folders (recursive) or glob patterns INPUT... with RUN's model; one CSV
     row per image (or per face with --detect-faces)."""
     _setup_devices(threads, gpus)
@@ -36,7 +45,7 @@ def predict(run: Path, inputs: tuple[str, ...], out: Path, detect_faces: bool, f
     from kerascv_emotion.predict import write_annotated, write_csv
 
     result = predict_images(run, inputs, detect_faces=detect_faces, margin=face_margin, batch_size=batch_size,
-                            max_pixels=max_pixels)
+                            max_pixels=max_pixels, calibrate=calibrate)
     for item in result.skipped:
         click.echo(f"skipped {item['path']}: {item['reason']}")
     for path in result.no_face:
@@ -57,14 +66,16 @@ def predict(run: Path, inputs: tuple[str, ...], out: Path, detect_faces: bool, f
               help="litert only: float16 weights, or int8 calibrated on the run's training images.")
 @click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the file and export.json (default RUN/export/FORMAT[-QUANTIZE]).")
+@_calibration_option
 @_with(_device_options)
-def export(run: Path, fmt: str, quantize: str | None, out: Path | None, threads: int, gpus: int) -> None:
+def export(run: Path, fmt: str, quantize: str | None, out: Path | None, calibrate: bool, threads: int,
+           gpus: int) -> None:
     """Export RUN's model, load it back in its runtime and compare it with the Keras model on the
     validation images (figures in export.json beside the file); exit 1 if the check fails."""
     _setup_devices(threads, gpus)
     from kerascv_emotion.export import export_dir, export_run
 
-    report = export_run(run, fmt, quantize, out)
+    report = export_run(run, fmt, quantize, out, calibrate=calibrate)
     folder = out or export_dir(run, fmt, quantize)
     accuracy = (f", accuracy {report['export_accuracy']:.3f} (keras {report['keras_accuracy']:.3f})"
                 if "export_accuracy" in report else "")

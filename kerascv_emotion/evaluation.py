@@ -62,6 +62,26 @@ def predict_outputs(model: Any, batches: Any, tta: str = "none") -> np.ndarray:
     return np.concatenate(parts)
 
 
+def scaled(outputs: np.ndarray, temperature: float | None) -> np.ndarray:
+    """Probabilities ``(N, K)`` divided by ``temperature``
+    (:func:`~kerascv_emotion.metrics.apply_temperature`); as given when it is ``None``."""
+    from kerascv_emotion.metrics import apply_temperature
+
+    return outputs if temperature is None else apply_temperature(outputs, temperature)
+
+
+def calibration_report(y_true: np.ndarray, y_prob: np.ndarray, class_names: Sequence[str],
+                       temperature: float | None) -> dict[str, Any]:
+    """``{"temperature", "raw", "calibrated"}``: the temperature applied (``None``: none) and
+    :func:`~kerascv_emotion.metrics.calibration_metrics` of the model's probabilities ``(N, K)``
+    and of the temperature-scaled ones (``None`` without a temperature)."""
+    from kerascv_emotion.metrics import calibration_metrics
+
+    return {"temperature": temperature, "raw": calibration_metrics(y_true, y_prob, class_names),
+            "calibrated": None if temperature is None
+            else calibration_metrics(y_true, scaled(y_prob, temperature), class_names)}
+
+
 def split_groups(index: Any, split: str, paths: Sequence[str]) -> list[str] | None:
     """The index's ``group`` (e.g. subject id) of each of ``paths`` in ``split``, or ``None``
     unless every one has a group; the bootstrap then resamples whole groups."""
@@ -73,7 +93,7 @@ def split_groups(index: Any, split: str, paths: Sequence[str]) -> list[str] | No
 def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = None, split: str = "test",
              bootstrap: int = 1000, seed: int = 0, batch_size: int = 64,
              on_bad_image: str | None = None, tta: str = "none", max_pixels: int | None = None,
-             data: str | os.PathLike | None = None) -> dict[str, Any]:
+             data: str | os.PathLike | None = None, calibrate: bool = True) -> dict[str, Any]:
     """Predict ``split`` of the index with ``RUN/model.keras`` and write
     ``RUN/eval/<split>/predictions.npz`` and ``metrics.json``; returns the metrics dict.
 
@@ -85,6 +105,9 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     averages each image's outputs with its mirror's (:func:`predict_outputs`); the metrics are
     then those of the averaged outputs, and ``without_tta`` holds the plain pass's headline
     figures beside them. ``on_bad_image`` and ``max_pixels`` default to the run's own settings.
+    A classification run's outputs are divided by its temperature (``RUN/calibration.json``)
+    unless ``calibrate`` is off; ``calibration`` holds the calibration figures of both
+    (:func:`calibration_report`), ``ece`` and ``bootstrap.ece`` those of the reported outputs.
     """
     from kerascv_emotion.data.cache import cache_dir_for, load_split
     from kerascv_emotion.data.folders import labelled_test_index
@@ -96,6 +119,7 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
         classification_metrics,
         regression_metrics,
     )
+    from kerascv_emotion.temperature import run_temperature
 
     run_dir = Path(run_dir)
     config = read_config(run_dir)
@@ -129,7 +153,12 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     groups = split_groups(index, split, cached.paths)
     if task == "classification":
         y_true = np.asarray(cached.label_ids)
+        temperature = run_temperature(run_dir, calibrate)
+        calibration = calibration_report(y_true, outputs, list(index.class_names), temperature)
+        outputs = scaled(outputs, temperature)
+        plain = None if plain is None else scaled(plain, temperature)
         metrics = classification_metrics(y_true, outputs, list(index.class_names))
+        metrics.update(ece=(calibration["calibrated"] or calibration["raw"])["ece"], calibration=calibration)
         if bootstrap:
             metrics["bootstrap"] = bootstrap_intervals(y_true, outputs, list(index.class_names),
                                                        n_resamples=bootstrap, seed=seed, groups=groups)

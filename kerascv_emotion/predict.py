@@ -31,7 +31,7 @@ from kerascv_emotion.errors import BadImageError, DataError
 from kerascv_emotion.faces import DEFAULT_MARGIN, Box
 from kerascv_emotion.io import atomic_open, atomic_path
 from kerascv_emotion.runs import read_config
-from kerascv_emotion.training import load_model
+from kerascv_emotion.temperature import load_run_model
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -116,12 +116,14 @@ def row_label(row: dict[str, Any], task: str) -> str:
 
 def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], detect_faces: bool = False,
             margin: float = DEFAULT_MARGIN, batch_size: int = 32, max_pixels: int | None = None,
-            progress: bool = True) -> Predictions:
+            progress: bool = True, calibrate: bool = True) -> Predictions:
     """Predict every image (or, with ``detect_faces``, every face) named by ``inputs``
     (:func:`collect_inputs`) with ``RUN/model.keras``, ``batch_size`` crops at a time.
 
     ``margin``: each detected box grows by this fraction of its side on every side.
     ``max_pixels`` defaults to the run's own setting. A progress bar goes to stderr.
+    Probabilities are divided by the run's temperature unless ``calibrate`` is off
+    (:mod:`kerascv_emotion.temperature`).
     """
     from kerascv_emotion.data.cache import Progress
     from kerascv_emotion.data.images import open_image, prepare_image
@@ -133,7 +135,7 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], det
     size, channels = int(config["image_size"]), int(config["channels"])
     max_pixels = max_pixels or config.get("max_pixels")
     files, skipped = collect_inputs(inputs)
-    model = load_model(Path(run_dir) / "model.keras")
+    model, _ = load_run_model(run_dir, calibrate)
     result = Predictions(task, _columns(task, names), skipped=skipped)
     batch: list[np.ndarray] = []
     where: list[tuple[str, int, Box]] = []

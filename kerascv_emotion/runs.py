@@ -34,6 +34,7 @@ from kerascv_emotion.io import atomic_open, atomic_path, read_json, to_jsonable,
 from kerascv_emotion.tasks import monitor_mode
 
 CONFIG, MODEL, WORK, LOCK = "config.json", "model.keras", "work", ".lock"
+CALIBRATION = "calibration.json"  # the temperature fitted after train/tune (kerascv_emotion.temperature)
 STATE = "settings.json"  # in work/
 RESUME_IGNORES = ("workers", "cache_dir", "tensorboard")
 """Settings that do not change what is trained, so a resumed run may differ in them."""
@@ -209,7 +210,8 @@ def finish(run_dir: Path, work: Path, checkpoint: Path, phases: Sequence[str], c
            output_names: Sequence[str], skipped: list[dict[str, str]]) -> None:
     """Write the run's final artefacts from ``work/``: merged logs, ``config.json`` (``config``
     plus ``best_epoch``/``best_value`` of ``config["monitor"]``), the checkpoint as
-    ``model.keras``; then remove the old model's ``eval/`` and ``report/``, and ``work/``."""
+    ``model.keras``; then remove the old model's ``eval/``, ``report/`` and ``calibration.json``,
+    and ``work/``."""
     rows = _merge_logs(run_dir, work, phases)
     best = best_of(rows, config["monitor"])
     write_json(run_dir / "class_names.json", list(output_names))
@@ -218,6 +220,7 @@ def finish(run_dir: Path, work: Path, checkpoint: Path, phases: Sequence[str], c
                                   "best_value": best[1] if best else None})
     shutil.rmtree(run_dir / "eval", ignore_errors=True)
     shutil.rmtree(report_dir(run_dir), ignore_errors=True)
+    (run_dir / CALIBRATION).unlink(missing_ok=True)
     with atomic_path(run_dir / MODEL) as tmp:
         shutil.copyfile(checkpoint, tmp)
     shutil.rmtree(work, ignore_errors=True)

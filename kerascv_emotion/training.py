@@ -286,7 +286,8 @@ def fit_phase(model: Any, settings: TrainSettings, data: TrainData, work: Path, 
 def finish_run(run_dir: Path, work: Path, checkpoint: Path | None, phase_names: Sequence[str],
                settings: TrainSettings, data: TrainData, model: Any, **extra: Any) -> None:
     """The run's final artefacts (:func:`kerascv_emotion.runs.finish`) with every setting,
-    the data's classes and counts, the parameter count and library versions in ``config.json``."""
+    the data's classes and counts, the parameter count and library versions in ``config.json``;
+    then a classification run's temperature (:func:`kerascv_emotion.temperature.fit_run_temperature`)."""
     if checkpoint is None:
         raise DataError(f"{run_dir} never produced a finite {settings.monitor}; see {work}")
     if data.skipped:
@@ -295,6 +296,10 @@ def finish_run(run_dir: Path, work: Path, checkpoint: Path | None, phase_names: 
               "params": int(model.count_params()), "samples": data.counts, "versions": library_versions(),
               "devices": device_record(), **extra}
     runs.finish(run_dir, work, checkpoint, phase_names, config, data.output_names, data.skipped)
+    if settings.task == "classification":
+        from kerascv_emotion.temperature import fit_run_temperature
+
+        fit_run_temperature(run_dir, data.val)
 
 
 def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2, restart: bool = False) -> Path:
