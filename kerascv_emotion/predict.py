@@ -182,9 +182,11 @@ def write_csv(path: str | os.PathLike, result: Predictions) -> Path:
     return path
 
 
-def write_annotated(folder: str | os.PathLike, result: Predictions, max_pixels: int | None = None) -> list[Path]:
+def write_annotated(folder: str | os.PathLike, result: Predictions, max_pixels: int | None = None,
+                    explainer: Any = None) -> list[Path]:
     """Write ``FOLDER/<name>.png``, a copy of each image with rows, its boxes and labels drawn
-    (a repeated name gets ``-2``, ``-3``, ...); returns the files written."""
+    (a repeated name gets ``-2``, ``-3``, ...); returns the files written. With ``explainer``
+    (a :class:`kerascv_emotion.explain.GradCam`) each box shows the heat map of its predicted class."""
     from kerascv_emotion.data.images import open_image
     from kerascv_emotion.faces import annotate
 
@@ -199,7 +201,10 @@ def write_annotated(folder: str | os.PathLike, result: Predictions, max_pixels: 
             n += 1
         used.add(name)
         boxes = [(r["face_x"], r["face_y"], r["face_w"], r["face_h"]) for r in rows]
-        image = annotate(open_image(path, max_pixels), boxes, [row_label(r, result.task) for r in rows])
+        image = open_image(path, max_pixels)
+        if explainer is not None:
+            image = explainer.overlay(image, path, boxes, [r["label"] for r in rows])
+        image = annotate(image, boxes, [row_label(r, result.task) for r in rows])
         with atomic_path(Path(folder) / name) as tmp:
             image.save(tmp, format="PNG")
         written.append(Path(folder) / name)
