@@ -107,12 +107,15 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     figures beside them. ``on_bad_image`` and ``max_pixels`` default to the run's own settings.
     A classification run's outputs are divided by its temperature (``RUN/calibration.json``)
     unless ``calibrate`` is off; ``calibration`` holds the calibration figures of both
-    (:func:`calibration_report`), ``ece`` and ``bootstrap.ece`` those of the reported outputs.
+    (:func:`calibration_report`), ``ece`` and ``bootstrap.ece`` those of the reported outputs;
+    ``gallery.npz`` the images and Grad-CAM maps the report shows
+    (:func:`~kerascv_emotion.explain.write_gallery`).
     """
     from kerascv_emotion.data.cache import cache_dir_for, load_split
     from kerascv_emotion.data.folders import labelled_test_index
     from kerascv_emotion.data.index import read_index
     from kerascv_emotion.data.loader import ImageBatches
+    from kerascv_emotion.explain import write_gallery
     from kerascv_emotion.metrics import (
         bootstrap_intervals,
         bootstrap_regression_intervals,
@@ -167,6 +170,7 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
             metrics["without_tta"] = {"accuracy": without["accuracy"], "macro_f1": without["macro_avg"]["f1"],
                                       "roc_auc_macro": without["roc_auc_macro"]}
         arrays.update(y_true=y_true, y_prob=outputs, class_names=np.array(index.class_names, dtype=str))
+        write_gallery(out_dir / "gallery.npz", model, cached.images, y_true, outputs)
     else:
         if cached.valence_arousal is None:
             raise DataError(f"index {index_path} has no valence/arousal; cannot evaluate regression run {run_dir}")

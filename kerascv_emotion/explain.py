@@ -5,9 +5,12 @@ The map of class ``c`` is ``ReLU(sum_k a_k A_k)`` over the channels ``A_k`` of t
 output, weighted by ``a_k``, the spatial mean of ``d z_c / d A_k``; ``z_c`` is the class's
 pre-softmax score (the ``predictions`` layer's kernel and bias applied to its input). The target
 layer is by default the last 4-D layer before the head (:data:`~kerascv_emotion.models.HEAD_START`)
-that is no pooling, dropout or noise layer: for the paper networks and ``keras:`` applications
-the last convolution block's activation, for the COVID network its 1x1 block's. Maps are scaled
-to 0..1 per image (all 0 where no location raises the score) and resized to the input.
+that is no pooling, dropout or noise layer and whose map is at least :data:`MIN_SIDE` cells on
+each side (else the last one): at 224 px the last convolution block's activation (7x7) of the
+``keras:`` applications and the COVID network; at FER2013's 48 px, where the last blocks of the
+paper networks are 3x3 or 2x2 (a map that colours the whole face alike), the last block at 6x6.
+``layer`` picks another. Maps are scaled to 0..1 per image (all 0 where no location raises the
+score) and resized to the input.
 """
 
 from __future__ import annotations
@@ -23,19 +26,23 @@ from kerascv_emotion.errors import ConfigError
 ALPHA = 0.45
 """Opacity of a heat map drawn over its image."""
 COLORMAP = "jet"
-_SKIPPED_TYPES = ("InputLayer", "Pooling", "Dropout", "Noise")  # layer class names: no features of their own
+MIN_SIDE = 6
+"""Smallest side (in cells) of the default target layer's feature map."""
+_SKIPPED_TYPES = ("InputLayer", "Pooling", "Padding", "Dropout", "Noise")  # class names: no features of their own
 
 
-def target_layer(model: Any) -> str:
+def target_layer(model: Any, min_side: int = MIN_SIDE) -> str:
     """The default Grad-CAM layer of ``model`` (see the module docstring)."""
     from kerascv_emotion.models import HEAD_START
 
     names = [layer.name for layer in model.layers]
     last = names.index(HEAD_START) if HEAD_START in names else len(names)
-    for layer in reversed(model.layers[:last]):
-        if len(layer.output.shape) == 4 and not any(word in type(layer).__name__ for word in _SKIPPED_TYPES):
-            return layer.name
-    raise ConfigError(f"model {model.name} has no convolutional feature map for Grad-CAM")
+    candidates = [layer for layer in model.layers[:last] if len(layer.output.shape) == 4
+                  and not any(word in type(layer).__name__ for word in _SKIPPED_TYPES)]
+    if not candidates:
+        raise ConfigError(f"model {model.name} has no convolutional feature map for Grad-CAM")
+    fine = [layer for layer in candidates if min(layer.output.shape[1:3]) >= min_side]
+    return (fine or candidates)[-1].name
 
 
 class GradCam:
@@ -130,3 +137,55 @@ def heat_overlay(image: Any, heat: np.ndarray, box: Sequence[int] | None = None,
     region = out.crop((x, y, x + w, y + h))
     out.paste(Image.blend(region, Image.fromarray(colours), alpha), (x, y))
     return out
+
+
+GALLERY_PER_CLASS = 3
+"""Images per predicted class and kind (right, wrong) in ``gallery.npz``."""
+GALLERY_CELLS, GALLERY_PER_CELL = 3, 4
+"""The largest off-diagonal confusion-matrix cells in ``gallery.npz``, and images per cell."""
+_BATCH = 16
+
+
+def select_gallery(y_true: np.ndarray, y_prob: np.ndarray, per_class: int = GALLERY_PER_CLASS,
+                   cells: int = GALLERY_CELLS, per_cell: int = GALLERY_PER_CELL) -> tuple[np.ndarray, np.ndarray]:
+    """Sample ids ``(M,)`` and their kind ``(M,)`` (``"correct"``, ``"wrong"``, ``"confusion"``) of
+    labels ``(N,)`` and probabilities ``(N, K)``: for each predicted class its ``per_class`` most
+    confident right and wrong predictions, then for each of the ``cells`` largest off-diagonal
+    confusion-matrix cells (true, predicted) its ``per_cell`` most confident images."""
+    y_true = np.asarray(y_true)
+    pred, confidence = np.argmax(y_prob, axis=1), np.max(y_prob, axis=1)
+    order = np.argsort(-confidence, kind="stable")
+    ids: list[np.ndarray] = []
+    kinds: list[str] = []
+    for c in range(y_prob.shape[1]):
+        said = order[pred[order] == c]
+        for kind, picked in (("correct", said[y_true[said] == c]), ("wrong", said[y_true[said] != c])):
+            ids.append(picked[:per_class])
+            kinds += [kind] * len(ids[-1])
+    k = y_prob.shape[1]
+    counts = np.bincount(y_true * k + pred, minlength=k * k).reshape(k, k)
+    np.fill_diagonal(counts, 0)
+    for cell in np.argsort(-counts, axis=None, kind="stable")[:cells]:
+        t, p = divmod(int(cell), k)
+        if counts[t, p]:
+            ids.append(order[(y_true[order] == t) & (pred[order] == p)][:per_cell])
+            kinds += ["confusion"] * len(ids[-1])
+    return np.concatenate(ids).astype(np.int64), np.array(kinds, dtype=str)
+
+
+def write_gallery(path: str | os.PathLike, model: Any, images: np.ndarray, y_true: np.ndarray,
+                  y_prob: np.ndarray) -> None:
+    """Write ``gallery.npz`` for the report: the :func:`select_gallery` images of uint8 ``images``
+    ``(N, H, W, C)`` with labels ``(N,)`` and probabilities ``(N, K)``; arrays ``index``, ``kind``,
+    ``y_true``, ``y_pred``, ``confidence`` ``(M,)``, ``images`` uint8 ``(M, H, W, C)`` and ``heat``
+    float16 ``(M, H, W)`` (Grad-CAM of the predicted class, 0..1)."""
+    from kerascv_emotion.io import atomic_path
+
+    ids, kinds = select_gallery(y_true, y_prob)
+    pred = np.argmax(y_prob, axis=1)
+    cam = GradCam(model)
+    heat = [cam(images[ids[i:i + _BATCH]], pred[ids[i:i + _BATCH]])[0] for i in range(0, len(ids), _BATCH)]
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, index=ids, kind=kinds, y_true=np.asarray(y_true)[ids], y_pred=pred[ids],
+                            confidence=np.max(y_prob, axis=1)[ids], images=np.asarray(images)[ids],
+                            heat=np.concatenate(heat).astype(np.float16) if heat else np.zeros((0,), np.float16))

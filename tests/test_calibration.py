@@ -123,3 +123,46 @@ def test_exported_litert_file_includes_the_temperature(tiny_run: Path, tmp_path:
         assert report["passed"] is True and report["temperature"] == (t if calibrate else None)
         run, _ = file_runner(out / "model.tflite", "litert")
         np.testing.assert_allclose(run(x), expected, atol=FLOAT_TOLERANCE)
+
+
+def test_report_shows_calibration_galleries_and_comparison_ece(tiny_run: Path, tmp_path: Path) -> None:
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from kerascv_emotion.evaluation import evaluate
+    from kerascv_emotion.reporting import write_comparison, write_run_report
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval", "report", "export"))
+    metrics = evaluate(run, bootstrap=10)
+    predictions = np.load(run / "eval" / "test" / "predictions.npz")
+    with np.load(run / "eval" / "test" / "gallery.npz") as data:
+        gallery = {key: data[key] for key in data.files}
+    ids = gallery["index"]
+    assert len(ids) and set(gallery["kind"]) <= {"correct", "wrong", "confusion"}
+    np.testing.assert_allclose(gallery["confidence"], predictions["y_prob"][ids].max(1))
+    np.testing.assert_array_equal(gallery["y_true"], predictions["y_true"][ids])
+    x, _ = _split(run, "test")
+    np.testing.assert_array_equal(gallery["images"], np.uint8(np.round(x[ids] * 255)))
+    assert gallery["heat"].shape == gallery["images"].shape[:3] and gallery["heat"].max() <= 1.0
+
+    page = write_run_report(run).read_text()
+    for text in ("Reliability diagram", "What the network looks at", "ECE (calibration error)",
+                 f"temperature {metrics['calibration']['temperature']:.3f}"):
+        assert text in page, text
+    assert (run / "report" / "reliability.png").is_file() and (run / "report" / "gallery_classes.png").is_file()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) >= 8
+    for data in images:  # every inlined figure decodes
+        with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+            image.load()
+            assert min(image.size) > 100
+
+    comparison = write_comparison([run], tmp_path / "cmp").read_text()
+    assert "<th>ECE</th>" in comparison
+    table = (tmp_path / "cmp" / "comparison.csv").read_text().splitlines()
+    ece = table[1].split(",")[table[0].split(",").index("ece")]
+    assert float(ece) == pytest.approx(metrics["ece"])

@@ -74,19 +74,21 @@ def test_randomising_the_last_convolution_changes_the_map(quadrant_model: object
     assert change > 0.1 and change > before.mean()
 
 
-@pytest.mark.parametrize(("arch", "options", "layer"), [
-    ("alexnet", {}, "block5_conv_relu"), ("vgg", {}, None), ("mobilenet", {"alpha": 0.25}, None),
-    ("covid", {}, "block6_relu"), ("keras:MobileNetV2", {}, "out_relu"),
+@pytest.mark.parametrize(("arch", "options", "default", "last"), [
+    ("alexnet", {}, "block3_conv_relu", "block5_conv_relu"), ("vgg", {}, "block3_conv2_relu", "block5_conv2_relu"),
+    ("mobilenet", {"alpha": 0.25}, "block3_pw_relu", "block13_pw_relu"), ("covid", {}, "block3_conv", "block6_relu"),
+    ("keras:MobileNetV2", {}, "block_3_expand_relu", "out_relu"),
 ])
-def test_every_architecture_gets_a_map(arch: str, options: dict, layer: str | None) -> None:
+def test_every_architecture_gets_a_map(arch: str, options: dict, default: str, last: str) -> None:
+    """At 32 px the last blocks are 1x1 or 2x2: the default layer is the last one at least 6x6."""
     from kerascv_emotion.models import build_model
 
     model = build_model(arch, input_shape=(SIZE, SIZE, 3), num_classes=3, head="classification", **options)
-    name = target_layer(model)
-    assert layer is None or name == layer
-    assert len(model.get_layer(name).output.shape) == 4
-    maps, ids = GradCam(model)(np.random.default_rng(0).integers(0, 255, (2, SIZE, SIZE, 3)).astype(np.uint8))
-    assert maps.shape == (2, SIZE, SIZE) and np.isfinite(maps).all() and ids.shape == (2,)
+    assert target_layer(model) == default and target_layer(model, min_side=1) == last
+    assert min(model.get_layer(default).output.shape[1:3]) >= 6
+    for layer in (None, last):
+        maps, ids = GradCam(model, layer)(np.random.default_rng(0).integers(0, 255, (2, SIZE, SIZE, 3)).astype(np.uint8))
+        assert maps.shape == (2, SIZE, SIZE) and np.isfinite(maps).all() and ids.shape == (2,)
 
 
 def test_heat_overlay_colours_only_the_box() -> None:
@@ -123,3 +125,17 @@ def test_explain_and_predict_explain_write_overlays(tiny_run: Path, tiny_faces: 
         assert a.size == b.size and np.abs(np.asarray(a.convert("RGB"), float) - np.asarray(b.convert("RGB"), float)).mean() > 5
     refused = runner.invoke(main, ["predict", str(tiny_run), str(images[0]), "--out", str(tmp_path / "q.csv"), "--explain"])
     assert refused.exit_code == 1 and "Error: --explain" in refused.output and "--annotate" in refused.output
+
+
+def test_select_gallery_picks_the_most_confident() -> None:
+    from kerascv_emotion.explain import select_gallery
+
+    y_true = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    y_prob = np.array([[0.9, 0.05, 0.05], [0.6, 0.2, 0.2], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1],
+                       [0.5, 0.4, 0.1], [0.95, 0.03, 0.02], [0.3, 0.3, 0.4], [0.1, 0.85, 0.05]])
+    ids, kinds = select_gallery(y_true, y_prob, per_class=1, cells=2, per_cell=2)
+    # said 0: right 0 (0.9), wrong 5 (0.95); said 1: right 3 (0.8), wrong 7 (0.85); said 2: right 6
+    # cells (true, predicted) with 1 image each: (0, 1) [2], (1, 0) [5, 4] (two), (2, 1) [7]
+    assert list(zip(ids.tolist(), kinds.tolist(), strict=True)) == [
+        (0, "correct"), (5, "wrong"), (3, "correct"), (7, "wrong"), (6, "correct"),
+        (5, "confusion"), (4, "confusion"), (2, "confusion")]
