@@ -307,6 +307,21 @@ def evaluate(run: Path, index_path: Path | None, data: Path | None, split: str, 
 
 
 @main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@_with(_device_options)
+def calibrate(run: Path, threads: int, gpus: int) -> None:
+    """Fit RUN's temperature on its validation split into RUN/calibration.json (train and tune do this
+    themselves; for runs trained before, or to refit)."""
+    _setup_devices(threads, gpus)
+    from kerascv_emotion.temperature import calibrate_run
+
+    record = calibrate_run(run)
+    click.echo(f"temperature {record['temperature']:.3f}: val NLL {record['raw']['nll']:.4f} -> "
+               f"{record['calibrated']['nll']:.4f}, ECE {record['raw']['ece']:.4f} -> {record['calibrated']['ece']:.4f}")
+    click.echo(f"wrote {run / 'calibration.json'}")
+
+
+@main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @_split_option
 @click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path), help="Default RUN/report.")

@@ -51,6 +51,24 @@ def fit_run_temperature(run_dir: str | os.PathLike, val_batches: Any) -> dict[st
     return record
 
 
+def calibrate_run(run_dir: str | os.PathLike, batch_size: int = 64) -> dict[str, Any]:
+    """:func:`fit_run_temperature` on the validation split of the run's own index (for a run
+    trained before calibration existed, or to refit); returns ``calibration.json``'s content."""
+    from kerascv_emotion.data.cache import cache_dir_for, load_split
+    from kerascv_emotion.data.index import read_index
+    from kerascv_emotion.data.loader import ImageBatches
+    from kerascv_emotion.runs import read_config
+
+    config = read_config(run_dir)
+    if config.get("task", "classification") != "classification":
+        raise DataError(f"{run_dir} is a {config['task']} run; temperature scaling is for classification runs")
+    index_path = Path(config["index"])
+    val = load_split(read_index(index_path), "val", int(config["image_size"]), int(config["channels"]),
+                     cache_dir=cache_dir_for(config.get("cache_dir"), index_path),
+                     on_bad_image=config.get("on_bad_image", "skip"), max_pixels=config.get("max_pixels"))
+    return fit_run_temperature(run_dir, ImageBatches(val, batch_size=batch_size, augment=None, shuffle=False))
+
+
 def run_temperature(run_dir: str | os.PathLike, calibrate: bool = True) -> float | None:
     """The temperature in ``RUN/calibration.json``; ``None`` when ``calibrate`` is off or the run
     has none (a regression run, or one trained before calibration existed)."""

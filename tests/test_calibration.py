@@ -16,7 +16,7 @@ from kerascv_emotion.cli import main
 from kerascv_emotion.errors import DataError
 from kerascv_emotion.metrics import apply_temperature, negative_log_likelihood
 from kerascv_emotion.runs import CALIBRATION, read_config
-from kerascv_emotion.temperature import fit_run_temperature, run_temperature
+from kerascv_emotion.temperature import run_temperature
 
 
 def _split(run: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -44,10 +44,7 @@ def test_training_fits_a_temperature(tiny_run: Path) -> None:
 
 def test_temperature_fixes_an_overconfident_model(tiny_run: Path, tmp_path: Path) -> None:
     """The last layer's weights times 20: the same arg-max, far sharper probabilities; the
-    fitted temperature softens them and lowers the validation NLL."""
-    from kerascv_emotion.data.cache import load_split
-    from kerascv_emotion.data.index import read_index
-    from kerascv_emotion.data.loader import ImageBatches
+    temperature `calibrate` fits softens them and lowers the validation NLL."""
     from kerascv_emotion.training import load_model
 
     run = tmp_path / "run"
@@ -56,9 +53,9 @@ def test_temperature_fixes_an_overconfident_model(tiny_run: Path, tmp_path: Path
     last = model.get_layer("predictions")
     last.set_weights([w * 20.0 for w in last.get_weights()])
     model.save(run / "model.keras")
-    config = read_config(run)
-    val = load_split(read_index(config["index"]), "val", 32, 3, cache_dir=Path(config["index"]).parent / ".cache")
-    record = fit_run_temperature(run, ImageBatches(val, batch_size=8, augment=None, shuffle=False))
+    result = CliRunner().invoke(main, ["calibrate", str(run)], catch_exceptions=False)
+    assert result.exit_code == 0 and "wrote" in result.output, result.output
+    record = json.loads((run / CALIBRATION).read_text())
     assert record["temperature"] > 2.0
     assert record["calibrated"]["nll"] < record["raw"]["nll"] - 0.1
     x, y = _split(run, "val")
