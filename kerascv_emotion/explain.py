@@ -15,6 +15,7 @@ score) and resized to the input.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from kerascv_emotion.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 ALPHA = 0.45
 """Opacity of a heat map drawn over its image."""
@@ -64,6 +67,9 @@ class GradCam:
         except ValueError:
             raise ConfigError(f"model {model.name} has no layer {self.layer!r}; "
                               f"give one of its convolutional layers") from None
+        names = [layer.name for layer in model.layers]
+        if PREDICTIONS not in names:
+            raise ConfigError(f"model {model.name} has no {PREDICTIONS!r} layer; Grad-CAM needs this library's head")
         head = model.get_layer(PREDICTIONS)
         self._kernel, self._bias = head.kernel, head.bias
         self._model = keras.Model(model.inputs, [features, head.input])
@@ -178,12 +184,17 @@ def write_gallery(path: str | os.PathLike, model: Any, images: np.ndarray, y_tru
     """Write ``gallery.npz`` for the report: the :func:`select_gallery` images of uint8 ``images``
     ``(N, H, W, C)`` with labels ``(N,)`` and probabilities ``(N, K)``; arrays ``index``, ``kind``,
     ``y_true``, ``y_pred``, ``confidence`` ``(M,)``, ``images`` uint8 ``(M, H, W, C)`` and ``heat``
-    float16 ``(M, H, W)`` (Grad-CAM of the predicted class, 0..1)."""
+    float16 ``(M, H, W)`` (Grad-CAM of the predicted class, 0..1). A model Grad-CAM cannot explain
+    gets a warning and no file."""
     from kerascv_emotion.io import atomic_path
 
+    try:
+        cam = GradCam(model)
+    except ConfigError as exc:  # the evaluation stands without its gallery
+        log.warning("no Grad-CAM gallery: %s", exc)
+        return
     ids, kinds = select_gallery(y_true, y_prob)
     pred = np.argmax(y_prob, axis=1)
-    cam = GradCam(model)
     heat = [cam(images[ids[i:i + _BATCH]], pred[ids[i:i + _BATCH]])[0] for i in range(0, len(ids), _BATCH)]
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, index=ids, kind=kinds, y_true=np.asarray(y_true)[ids], y_pred=pred[ids],

@@ -139,3 +139,21 @@ def test_select_gallery_picks_the_most_confident() -> None:
     assert list(zip(ids.tolist(), kinds.tolist(), strict=True)) == [
         (0, "correct"), (5, "wrong"), (3, "correct"), (7, "wrong"), (6, "correct"),
         (5, "confusion"), (4, "confusion"), (2, "confusion")]
+
+
+def test_a_model_without_the_library_head_is_refused_in_one_line(tmp_path: Path) -> None:
+    import keras
+
+    from kerascv_emotion.errors import ConfigError
+    from kerascv_emotion.explain import write_gallery
+
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, padding="same")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="out")(h))
+    with pytest.raises(ConfigError, match="'predictions'"):
+        GradCam(model)
+    with pytest.raises(ConfigError, match="no layer 'nope'"):
+        GradCam(model, "nope")
+    write_gallery(tmp_path / "gallery.npz", model, np.zeros((2, 8, 8, 3), np.uint8), np.array([0, 1]),
+                  np.array([[0.6, 0.4], [0.3, 0.7]]))
+    assert not (tmp_path / "gallery.npz").exists()
