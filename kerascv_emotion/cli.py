@@ -125,6 +125,9 @@ def _option(flag: str, name: str, defaults: Mapping[str, Any] = TRAIN_DEFAULTS, 
 
 _max_pixels_option = _option(MAX_PIXELS_OPTION, "max_pixels", type=click.IntRange(min=1),
                              help="Refuse images with more pixels than this (default: Pillow's limit, about 89 million).")
+_calibration_option = click.option(
+    "--no-calibration", "calibrate", is_flag=True, flag_value=False, default=True,
+    help="Use the model's raw probabilities, not divided by the run's temperature (RUN/calibration.json).")
 
 _refresh_cache_option = click.option(
     "--refresh-cache", is_flag=True,
@@ -271,6 +274,14 @@ def tune(model: Path, index_path: Path, out: Path, restart: bool, refresh_cache:
     click.echo(f"wrote {run / 'model.keras'}")
 
 
+def _calibration_line(calibration: dict[str, Any]) -> str:
+    """``ECE 0.120 -> 0.031 (temperature 1.84)``, or the raw ECE when no temperature was applied."""
+    raw, scaled = calibration["raw"]["ece"], calibration["calibrated"]
+    if scaled is None:
+        return f"ECE {raw:.3f} (no temperature applied)"
+    return f"ECE {raw:.3f} -> {scaled['ece']:.3f} (temperature {calibration['temperature']:.3f})"
+
+
 @main.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--index", "index_path", default=None, type=click.Path(path_type=Path),
@@ -286,9 +297,10 @@ def tune(model: Path, index_path: Path, out: Path, restart: bool, refresh_cache:
                    "crops over five crops and their mirrors.")
 @_max_pixels_option
 @_refresh_cache_option
+@_calibration_option
 @_with(_device_options)
 def evaluate(run: Path, index_path: Path | None, data: Path | None, split: str, bootstrap: int, seed: int,
-             tta: str, max_pixels: int | None, refresh_cache: bool, threads: int, gpus: int) -> None:
+             tta: str, max_pixels: int | None, refresh_cache: bool, calibrate: bool, threads: int, gpus: int) -> None:
     """Predict a split with RUN's model; write predictions and metrics JSON under RUN/eval/SPLIT
     (RUN/eval/data-NAME for --data NAME)."""
     _setup_devices(threads, gpus)
@@ -296,7 +308,7 @@ def evaluate(run: Path, index_path: Path | None, data: Path | None, split: str, 
     from kerascv_emotion.runs import eval_dir
 
     metrics = evaluate_run(run, index_path, split=split, bootstrap=bootstrap, seed=seed, tta=tta,
-                           max_pixels=max_pixels, data=data, refresh_cache=refresh_cache)
+                           max_pixels=max_pixels, data=data, refresh_cache=refresh_cache, calibrate=calibrate)
     for note in metrics.get("notes", []) if data is not None else []:
         click.echo(f"note: {note}")
     split = metrics["split"]
@@ -304,10 +316,26 @@ def evaluate(run: Path, index_path: Path | None, data: Path | None, split: str, 
         plain = metrics.get("without_tta")
         click.echo(f"{run} {split}: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_avg']['f1']:.3f}"
                    + (f" (tta {tta}; without: accuracy {plain['accuracy']:.3f})" if plain else ""))
+        click.echo(_calibration_line(metrics["calibration"]))
     else:
         mean = metrics["mean"]
         click.echo(f"{run} {split}: RMSE {mean['rmse']:.3f}, CCC {mean['ccc']:.3f}")
     click.echo(f"wrote {eval_dir(run, split, data) / 'metrics.json'}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@_with(_device_options)
+def calibrate(run: Path, threads: int, gpus: int) -> None:
+    """Fit RUN's temperature on its validation split into RUN/calibration.json (train and tune do this
+    themselves; for runs trained before, or to refit)."""
+    _setup_devices(threads, gpus)
+    from kerascv_emotion.temperature import calibrate_run
+
+    record = calibrate_run(run)
+    click.echo(f"temperature {record['temperature']:.3f}: val NLL {record['raw']['nll']:.4f} -> "
+               f"{record['calibrated']['nll']:.4f}, ECE {record['raw']['ece']:.4f} -> {record['calibrated']['ece']:.4f}")
+    click.echo(f"wrote {run / 'calibration.json'}")
 
 
 @main.command()

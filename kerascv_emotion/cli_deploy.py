@@ -10,7 +10,14 @@ from pathlib import Path
 
 import click
 
-from kerascv_emotion.cli import _device_options, _max_pixels_option, _setup_devices, _with, main
+from kerascv_emotion.cli import (
+    _calibration_option,
+    _device_options,
+    _max_pixels_option,
+    _setup_devices,
+    _with,
+    main,
+)
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.export import FORMATS, QUANTIZE
 from kerascv_emotion.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, DETECTORS
@@ -38,12 +45,14 @@ from kerascv_emotion.runs import is_finished_run
               help="Write copies of the images with boxes and labels drawn into this folder.")
 @click.option("--every", default=DEFAULT_EVERY, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Seconds between the frames of a video that are predicted.")
+@click.option("--explain", is_flag=True, help="Draw each box's Grad-CAM heat map into the --annotate copies.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @_max_pixels_option
+@_calibration_option
 @_with(_device_options)
 def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | None, detect_faces: bool | None,
-            detector: str, align: bool, face_margin: float, annotate_dir: Path | None, every: float, batch_size: int,
-            max_pixels: int | None, threads: int, gpus: int) -> None:
+            detector: str, align: bool, face_margin: float, annotate_dir: Path | None, every: float, explain: bool,
+            batch_size: int, max_pixels: int | None, calibrate: bool, threads: int, gpus: int) -> None:
     """Predict image or video files, folders (recursive) or glob patterns INPUT... with a preset's
     model (--preset, default the fer2013 preset) or a run's (--run RUN, or RUN as the first
     argument); one CSV row per image (a video: per frame every --every seconds), or per face with
@@ -58,12 +67,15 @@ def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | 
         run = preset_dir(preset or DEFAULT_PRESET)
         detect_faces = preset_detects_faces(run) if detect_faces is None else detect_faces
     detect_faces = bool(detect_faces)
+    if explain and annotate_dir is None:
+        raise ConfigError("--explain draws heat maps into the annotated copies: give --annotate DIR too")
     _setup_devices(threads, gpus)
     from kerascv_emotion.predict import predict as predict_images
     from kerascv_emotion.predict import write_annotated, write_csv
 
     result = predict_images(run, inputs, detect_faces=detect_faces, margin=face_margin, batch_size=batch_size,
-                            max_pixels=max_pixels, detector=detector, align=align, every=every)
+                            max_pixels=max_pixels, detector=detector, align=align, every=every,
+                            calibrate=calibrate)
     for item in result.skipped:
         click.echo(f"skipped {item['path']}: {item['reason']}")
     for path in result.no_face:
@@ -73,8 +85,42 @@ def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | 
     click.echo(f"wrote {out}: {len(result.rows)} row(s) from {images} image(s); {len(result.skipped)} skipped"
                + (f", {len(result.no_face)} without a face" if detect_faces else ""))
     if annotate_dir is not None:
-        written = write_annotated(annotate_dir, result, max_pixels=max_pixels, every=every)
+        from kerascv_emotion.explain import GradCam
+
+        written = write_annotated(annotate_dir, result, max_pixels=max_pixels, every=every,
+                                  explainer=GradCam.for_run(run) if explain else None)
         click.echo(f"wrote {len(written)} annotated file(s) into {annotate_dir}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, metavar="IMAGE...")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the heat-map overlays (one PNG per image).")
+@click.option("--detect-faces", is_flag=True, help="Explain every face found, not the whole image.")
+@click.option("--face-margin", default=DEFAULT_MARGIN, show_default=True, type=click.FloatRange(min=0),
+              help="Grow each detected box by this fraction of its side on every side.")
+@click.option("--layer", default=None, help="The layer whose feature map is weighted (default: the last "
+              "convolution block's output before the head).")
+@_max_pixels_option
+@_calibration_option
+@_with(_device_options)
+def explain(run: Path, inputs: tuple[str, ...], out: Path, detect_faces: bool, face_margin: float,
+            layer: str | None, max_pixels: int | None, calibrate: bool, threads: int, gpus: int) -> None:
+    """Grad-CAM heat maps of RUN's predicted class over image files, folders or glob patterns
+    IMAGE..., drawn with the label and probability into OUT/<name>.png."""
+    _setup_devices(threads, gpus)
+    from kerascv_emotion.explain import GradCam
+    from kerascv_emotion.predict import predict as predict_images
+    from kerascv_emotion.predict import write_annotated
+
+    explainer = GradCam.for_run(run, layer)
+    result = predict_images(run, inputs, detect_faces=detect_faces, margin=face_margin, max_pixels=max_pixels,
+                            calibrate=calibrate)
+    for item in result.skipped:
+        click.echo(f"skipped {item['path']}: {item['reason']}")
+    written = write_annotated(out, result, max_pixels=max_pixels, explainer=explainer)
+    click.echo(f"wrote {len(written)} heat-map overlay(s) into {out} (layer {explainer.layer})")
 
 
 @main.command()
@@ -84,14 +130,16 @@ def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | 
               help="litert only: float16 weights, or int8 calibrated on the run's training images.")
 @click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the file and export.json (default RUN/export/FORMAT[-QUANTIZE]).")
+@_calibration_option
 @_with(_device_options)
-def export(run: Path, fmt: str, quantize: str | None, out: Path | None, threads: int, gpus: int) -> None:
+def export(run: Path, fmt: str, quantize: str | None, out: Path | None, calibrate: bool, threads: int,
+           gpus: int) -> None:
     """Export RUN's model, load it back in its runtime and compare it with the Keras model on the
     validation images (figures in export.json beside the file); exit 1 if the check fails."""
     _setup_devices(threads, gpus)
     from kerascv_emotion.export import export_dir, export_run
 
-    report = export_run(run, fmt, quantize, out)
+    report = export_run(run, fmt, quantize, out, calibrate=calibrate)
     folder = out or export_dir(run, fmt, quantize)
     accuracy = (f", accuracy {report['export_accuracy']:.3f} (keras {report['keras_accuracy']:.3f})"
                 if "export_accuracy" in report

@@ -94,7 +94,8 @@ def ensemble(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
              weights: Sequence[float] | None = None) -> Path:
     """Write the ensemble of the finished runs ``run_dirs`` (weighted by ``weights``, default
     equal) into the run folder ``out_dir``; returns it. Index, cache and image settings are
-    the first member's (``evaluate --index`` takes another)."""
+    the first member's (``evaluate --index`` takes another). The members' raw probabilities are
+    averaged; a classification ensemble then gets its own temperature (``calibration.json``)."""
     from kerascv_emotion.training import library_versions, load_model
 
     paths = [Path(p).resolve() for p in run_dirs]
@@ -115,4 +116,8 @@ def ensemble(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
     run_dir = Path(out_dir)
     with runs.claim(run_dir, {runs.MEMBERS_KEY: config[runs.MEMBERS_KEY]}, restart=True) as work:
         runs.finish_untrained(run_dir, work, config, first["output_names"], model.save)
+    if first.get("task", "classification") == "classification":
+        from kerascv_emotion.temperature import calibrate_run
+
+        calibrate_run(run_dir)  # the ensemble is calibrated as a whole, on the first member's val split
     return run_dir

@@ -93,6 +93,26 @@ def predict_outputs(model: Any, batches: Any, tta: str = "none") -> np.ndarray:
     return np.concatenate(parts)
 
 
+def scaled(outputs: np.ndarray, temperature: float | None) -> np.ndarray:
+    """Probabilities ``(N, K)`` divided by ``temperature``
+    (:func:`~kerascv_emotion.metrics.apply_temperature`); as given when it is ``None``."""
+    from kerascv_emotion.metrics import apply_temperature
+
+    return outputs if temperature is None else apply_temperature(outputs, temperature)
+
+
+def calibration_report(y_true: np.ndarray, y_prob: np.ndarray, class_names: Sequence[str],
+                       temperature: float | None) -> dict[str, Any]:
+    """``{"temperature", "raw", "calibrated"}``: the temperature applied (``None``: none) and
+    :func:`~kerascv_emotion.metrics.calibration_metrics` of the model's probabilities ``(N, K)``
+    and of the temperature-scaled ones (``None`` without a temperature)."""
+    from kerascv_emotion.metrics import calibration_metrics
+
+    return {"temperature": temperature, "raw": calibration_metrics(y_true, y_prob, class_names),
+            "calibrated": None if temperature is None
+            else calibration_metrics(y_true, scaled(y_prob, temperature), class_names)}
+
+
 def split_groups(index: Any, split: str, paths: Sequence[str]) -> list[str] | None:
     """The index's ``group`` (e.g. subject id) of each of ``paths`` in ``split``, or ``None``
     unless every one has a group; the bootstrap then resamples whole groups."""
@@ -104,7 +124,8 @@ def split_groups(index: Any, split: str, paths: Sequence[str]) -> list[str] | No
 def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = None, split: str = "test",
              bootstrap: int = 1000, seed: int = 0, batch_size: int = 64,
              on_bad_image: str | None = None, tta: str = "none", max_pixels: int | None = None,
-             data: str | os.PathLike | None = None, refresh_cache: bool = False) -> dict[str, Any]:
+             data: str | os.PathLike | None = None, refresh_cache: bool = False,
+             calibrate: bool = True) -> dict[str, Any]:
     """Predict ``split`` of the index with ``RUN/model.keras`` and write
     ``RUN/eval/<split>/predictions.npz`` and ``metrics.json``; returns the metrics dict.
 
@@ -117,17 +138,24 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     then those of the averaged outputs, and ``without_tta`` holds the plain pass's headline
     figures beside them. ``on_bad_image`` and ``max_pixels`` default to the run's own settings.
     ``refresh_cache`` decodes every image again instead of reusing the image cache.
+    A classification run's outputs are divided by its temperature (``RUN/calibration.json``)
+    unless ``calibrate`` is off; ``calibration`` holds the calibration figures of both
+    (:func:`calibration_report`), ``ece`` and ``bootstrap.ece`` those of the reported outputs;
+    ``gallery.npz`` the images and Grad-CAM maps the report shows
+    (:func:`~kerascv_emotion.explain.write_gallery`).
     """
     from kerascv_emotion.data.cache import cache_dir_for, load_split
     from kerascv_emotion.data.folders import labelled_test_index
     from kerascv_emotion.data.index import read_index
     from kerascv_emotion.data.loader import ImageBatches
+    from kerascv_emotion.explain import write_gallery
     from kerascv_emotion.metrics import (
         bootstrap_intervals,
         bootstrap_regression_intervals,
         classification_metrics,
         regression_metrics,
     )
+    from kerascv_emotion.temperature import run_temperature
 
     if bootstrap < 0:
         raise ConfigError(f"bootstrap={bootstrap}: give 0 (no intervals) or the number of resamples")
@@ -163,7 +191,12 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     groups = split_groups(index, split, cached.paths)
     if task == "classification":
         y_true = np.asarray(cached.label_ids)
+        temperature = run_temperature(run_dir, calibrate)
+        calibration = calibration_report(y_true, outputs, list(index.class_names), temperature)
+        outputs = scaled(outputs, temperature)
+        plain = None if plain is None else scaled(plain, temperature)
         metrics = classification_metrics(y_true, outputs, list(index.class_names))
+        metrics.update(ece=(calibration["calibrated"] or calibration["raw"])["ece"], calibration=calibration)
         if bootstrap:
             metrics["bootstrap"] = bootstrap_intervals(y_true, outputs, list(index.class_names),
                                                        n_resamples=bootstrap, seed=seed, groups=groups)
@@ -172,6 +205,7 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
             metrics["without_tta"] = {"accuracy": without["accuracy"], "macro_f1": without["macro_avg"]["f1"],
                                       "roc_auc_macro": without["roc_auc_macro"]}
         arrays.update(y_true=y_true, y_prob=outputs, class_names=np.array(index.class_names, dtype=str))
+        write_gallery(out_dir / "gallery.npz", model, cached.images, y_true, outputs)
     else:
         if cached.valence_arousal is None:
             raise DataError(f"index {index_path} has no valence/arousal; cannot evaluate regression run {run_dir}")

@@ -36,7 +36,7 @@ import numpy as np
 from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.io import atomic_path, write_json
 from kerascv_emotion.runs import read_config
-from kerascv_emotion.training import load_model
+from kerascv_emotion.temperature import load_run_model
 
 FORMATS = {"litert": "model.tflite", "onnx": "model.onnx", "saved_model": "model"}
 QUANTIZE = ("float16", "int8")
@@ -218,13 +218,15 @@ def _size(path: Path) -> int:
 
 
 def export_run(run_dir: str | os.PathLike, fmt: str, quantize: str | None = None,
-               out_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+               out_dir: str | os.PathLike | None = None, calibrate: bool = True) -> dict[str, Any]:
     """Export ``RUN/model.keras`` as ``fmt`` into ``out_dir`` (default :func:`export_dir`),
     load it back in its runtime and compare it with the Keras model on the run's validation
-    images; writes and returns ``export.json``'s content (``passed``: the check's verdict)."""
+    images; writes and returns ``export.json``'s content (``passed``: the check's verdict).
+    The file includes the run's temperature (``temperature`` in ``export.json``, ``null``
+    for none) unless ``calibrate`` is off (:mod:`kerascv_emotion.temperature`)."""
     _check(fmt, quantize)
     config = read_config(run_dir)
-    model = load_model(Path(run_dir) / "model.keras")
+    model, temperature = load_run_model(run_dir, calibrate)
     out_dir = Path(out_dir) if out_dir is not None else export_dir(run_dir, fmt, quantize)
     target = out_dir / FORMATS[fmt]
     images, targets = _images(config, "val")
@@ -237,7 +239,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, quantize: str | None = None
     diff = np.abs(got - expected)
     report: dict[str, Any] = {
         "format": fmt, "quantize": quantize, "file": target.name, "size_bytes": _size(target),
-        "runtime": runtime, "run": Path(run_dir).name, "arch": config.get("arch"),
+        "runtime": runtime, "run": Path(run_dir).name, "arch": config.get("arch"), "temperature": temperature,
         "input_shape": [None, int(config["image_size"]), int(config["image_size"]), int(config["channels"])],
         "compared_on": {"split": "val", "images": len(images)},
         "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),

@@ -40,7 +40,7 @@ from kerascv_emotion.evaluation import check_finite
 from kerascv_emotion.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, LANDMARK_NAMES, Face
 from kerascv_emotion.io import atomic_open, atomic_path
 from kerascv_emotion.runs import MODEL, read_config
-from kerascv_emotion.training import load_model
+from kerascv_emotion.temperature import load_run_model
 
 log = logging.getLogger(__name__)
 
@@ -305,22 +305,24 @@ def read_frames(files: Iterable[str], max_pixels: int | None, every: float = DEF
 def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], detect_faces: bool = False,
             margin: float = DEFAULT_MARGIN, batch_size: int = 32, max_pixels: int | None = None,
             progress: bool = True, detector: str = DEFAULT_DETECTOR, align: bool = False,
-            every: float = DEFAULT_EVERY) -> Predictions:
+            every: float = DEFAULT_EVERY, calibrate: bool = True) -> Predictions:
     """Predict every image (or, with ``detect_faces``, every face) named by ``inputs``
     (:func:`collect_inputs`), and the frames of videos every ``every`` seconds, with
     ``RUN/model.keras`` (:func:`predict_frames`).
 
     ``margin``: each detected box grows by this fraction of its side on every side.
     ``max_pixels`` defaults to the run's own setting. A progress bar goes to stderr.
+    Probabilities are divided by the run's temperature unless ``calibrate`` is off
+    (:mod:`kerascv_emotion.temperature`).
     """
     config = read_config(run_dir)
     check_face_options(detect_faces, detector, align)
     max_pixels = max_pixels or config.get("max_pixels")
     files, skipped = collect_inputs(inputs)
-    model_file = Path(run_dir) / MODEL
-    return predict_frames(load_model(model_file), config, read_frames(files, max_pixels, every), len(files),
+    model, _ = load_run_model(run_dir, calibrate)
+    return predict_frames(model, config, read_frames(files, max_pixels, every), len(files),
                           detect_faces, margin, detector, align, batch_size, skipped, progress,
-                          times=any(map(is_video, files)), source=str(model_file))
+                          times=any(map(is_video, files)), source=str(Path(run_dir) / MODEL))
 
 
 def write_csv(path: str | os.PathLike, result: Predictions) -> Path:
@@ -375,11 +377,13 @@ def _write_annotated_video(path: str, target: Path, rows: Sequence[dict[str, Any
 
 
 def write_annotated(folder: str | os.PathLike, result: Predictions, max_pixels: int | None = None,
-                    every: float = DEFAULT_EVERY) -> list[Path]:
+                    every: float = DEFAULT_EVERY, explainer: Any = None) -> list[Path]:
     """Write ``FOLDER/<name>.png``, a copy of each image with rows, its boxes and labels drawn,
     and ``FOLDER/<name>.avi`` for each video with rows (every frame, with the boxes of the latest
     frame sampled every ``every`` seconds, as :func:`predict` sampled it); a repeated name gets
-    ``-2``, ``-3``, ...; returns the files written."""
+    ``-2``, ``-3``, ...; returns the files written. With ``explainer`` (a
+    :class:`kerascv_emotion.explain.GradCam`) each box in a photo shows the heat map of its
+    predicted class."""
     from kerascv_emotion.data.images import open_image
     from kerascv_emotion.faces import annotate
 
@@ -398,7 +402,10 @@ def write_annotated(folder: str | os.PathLike, result: Predictions, max_pixels: 
             written.append(Path(folder) / name)
             continue
         boxes = [(r["face_x"], r["face_y"], r["face_w"], r["face_h"]) for r in rows]
-        image = annotate(open_image(path, max_pixels), boxes, [row_label(r, result.task) for r in rows])
+        image = open_image(path, max_pixels)
+        if explainer is not None:
+            image = explainer.overlay(image, path, boxes, [r["label"] for r in rows])
+        image = annotate(image, boxes, [row_label(r, result.task) for r in rows])
         with atomic_path(Path(folder) / name) as tmp:
             image.save(tmp, format="PNG")
         written.append(Path(folder) / name)

@@ -20,7 +20,7 @@ from typing import Any
 from kerascv_emotion.data.index import meta_path
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.io import atomic_path, read_json, write_json
-from kerascv_emotion.runs import CONFIG, MODEL, eval_dir, read_config
+from kerascv_emotion.runs import CALIBRATION, CONFIG, MODEL, eval_dir, read_config
 
 PRESETS_ENV = "KERASCV_EMOTION_PRESETS"
 CARD = "card.json"
@@ -102,7 +102,7 @@ def make_card(run_dir: str | os.PathLike, name: str, data_licence: str, train_co
                   "scaling": "uint8 / 255", "resize": "bilinear stretch of the " + ("face box" if faces else "image")},
         "architecture": config.get("arch"),
         "params": config.get("params"),
-        "size_bytes": (run_dir / MODEL).stat().st_size,
+        "size_bytes": None,  # build_preset: the bundled model file's
         "training": {
             "data": meta.get("meta", {}).get("source"),
             "reader": meta.get("meta", {}).get("reader"),
@@ -128,10 +128,19 @@ def make_card(run_dir: str | os.PathLike, name: str, data_licence: str, train_co
     }
 
 
+def _save_for_inference(source: Path, target: Path) -> None:
+    """Save the model of ``source`` without its optimizer state (a third of the file for
+    Adam), as the ``.keras`` file ``target``."""
+    from kerascv_emotion.training import load_model
+
+    load_model(source, compile=False).save(target)
+
+
 def build_preset(run_dir: str | os.PathLike, name: str, data_licence: str, train_command: str, commit: str,
                  faces: bool = True, notes: Sequence[str] = (), root: str | os.PathLike | None = None,
                  replace: bool = False) -> Path:
-    """Copy ``RUN/model.keras`` and ``config.json`` into ``ROOT/<name>/`` (``root`` defaults to
+    """Copy ``RUN/model.keras`` (without its optimizer state), ``config.json`` and
+    ``calibration.json`` (if any) into ``ROOT/<name>/`` (``root`` defaults to
     :func:`presets_dir`) beside the card :func:`make_card` writes; returns the folder. An
     existing preset is replaced only with ``replace``."""
     if not name or name.startswith(".") or "/" in name or os.sep in name:
@@ -142,8 +151,12 @@ def build_preset(run_dir: str | os.PathLike, name: str, data_licence: str, train
     if folder.exists() and not replace:
         raise DataError(f"preset {folder} exists; give --replace to overwrite it")
     folder.mkdir(parents=True, exist_ok=True)
-    for file in (MODEL, CONFIG):
-        with atomic_path(folder / file) as tmp:
-            shutil.copyfile(run_dir / file, tmp)
+    for file in (CONFIG, CALIBRATION):
+        if (run_dir / file).is_file():
+            with atomic_path(folder / file) as tmp:
+                shutil.copyfile(run_dir / file, tmp)
+    with atomic_path(folder / MODEL) as tmp:
+        _save_for_inference(run_dir / MODEL, tmp)
+    card["size_bytes"] = (folder / MODEL).stat().st_size
     write_json(folder / CARD, card)
     return folder

@@ -48,21 +48,22 @@ class EmotionRecognizer:
     ``folder``: a finished run or a preset (``config.json`` + ``model.keras``). ``detect_faces``:
     classify every face found by ``detector``, each box grown by ``margin`` (``align`` levels the
     eyes first), or the whole image (default: as a preset's card says; a run: faces). ``batch_size`` crops per model call;
-    a video's frames are predicted every ``every`` seconds.
+    a video's frames are predicted every ``every`` seconds. Probabilities are divided by the
+    folder's temperature (``calibration.json``) unless ``calibrate`` is off.
     """
 
     def __init__(self, folder: str | os.PathLike, detect_faces: bool | None = None, detector: str = DEFAULT_DETECTOR,
                  margin: float = DEFAULT_MARGIN, align: bool = False, batch_size: int = 32,
-                 max_pixels: int | None = None, every: float = DEFAULT_EVERY) -> None:
+                 max_pixels: int | None = None, every: float = DEFAULT_EVERY, calibrate: bool = True) -> None:
         from kerascv_emotion.predict import check_face_options
-        from kerascv_emotion.training import load_model
+        from kerascv_emotion.temperature import load_run_model
 
         self.folder = Path(folder)
         if detect_faces is None:
             detect_faces = preset_detects_faces(self.folder) if (self.folder / CARD).is_file() else True
         check_face_options(detect_faces, detector, align)
         self.config = read_config(self.folder)
-        self.model = load_model(self.folder / MODEL)
+        self.model, self.temperature = load_run_model(self.folder, calibrate)
         self.options: dict[str, Any] = {"detect_faces": detect_faces, "detector": detector, "margin": margin,
                                         "align": align, "batch_size": batch_size,
                                         "source": str(self.folder / MODEL)}

@@ -34,6 +34,7 @@ from kerascv_emotion.io import atomic_open, atomic_path, read_json, to_jsonable,
 from kerascv_emotion.tasks import monitor_mode
 
 CONFIG, MODEL, WORK, LOCK = "config.json", "model.keras", "work", ".lock"
+CALIBRATION = "calibration.json"  # the temperature fitted after train/tune (kerascv_emotion.temperature)
 STATE = "settings.json"  # in work/
 MEMBERS_KEY = "members"
 """``config.json`` key of an ensemble (:mod:`kerascv_emotion.ensemble`): its members, ``[{"run", "arch",
@@ -223,7 +224,8 @@ def finish(run_dir: Path, work: Path, checkpoint: Path, phases: Sequence[str], c
            output_names: Sequence[str], skipped: list[dict[str, str]]) -> None:
     """Write the run's final artefacts from ``work/``: merged logs, ``config.json`` (``config``
     plus ``best_epoch``/``best_value`` of ``config["monitor"]``), the checkpoint as
-    ``model.keras``; then remove the old model's ``eval/`` and ``report/``, and ``work/``."""
+    ``model.keras``; then remove the old model's ``eval/``, ``report/`` and ``calibration.json``,
+    and ``work/``."""
     logged = [row for phase in phases for row in phase_history(work, phase)]
     if best_of(logged, config["monitor"]) is None:  # never promote a model whose monitor was not finite
         raise DataError(f"{run_dir}: no epoch had a finite {config['monitor']}; no model.keras was written "
@@ -252,6 +254,7 @@ def _write_run(run_dir: Path, work: Path, config: dict[str, Any], output_names: 
     write_json(run_dir / CONFIG, config)
     shutil.rmtree(run_dir / "eval", ignore_errors=True)
     shutil.rmtree(report_dir(run_dir), ignore_errors=True)
+    (run_dir / CALIBRATION).unlink(missing_ok=True)
     with atomic_path(run_dir / MODEL) as tmp:
         save(tmp)
     shutil.rmtree(work, ignore_errors=True)

@@ -369,7 +369,8 @@ def fit_phase(model: Any, settings: TrainSettings, data: TrainData, work: Path, 
 def finish_run(run_dir: Path, work: Path, checkpoint: Path | None, phase_names: Sequence[str],
                settings: TrainSettings, data: TrainData, model: Any, **extra: Any) -> None:
     """The run's final artefacts (:func:`kerascv_emotion.runs.finish`) with every setting,
-    the data's classes and counts, the parameter count and library versions in ``config.json``."""
+    the data's classes and counts, the parameter count and library versions in ``config.json``;
+    then a classification run's temperature (:func:`kerascv_emotion.temperature.fit_run_temperature`)."""
     if checkpoint is None:
         raise DataError(f"{run_dir} never produced a finite {settings.monitor}; see {work}")
     if data.skipped:
@@ -378,6 +379,10 @@ def finish_run(run_dir: Path, work: Path, checkpoint: Path | None, phase_names: 
               "params": int(model.count_params()), "samples": data.counts, "versions": library_versions(),
               "devices": device_record(), **extra}
     runs.finish(run_dir, work, checkpoint, phase_names, config, data.output_names, data.skipped)
+    if settings.task == "classification":
+        from kerascv_emotion.temperature import fit_run_temperature
+
+        fit_run_temperature(run_dir, data.val)
 
 
 def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2, restart: bool = False,
@@ -413,8 +418,9 @@ def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2,
     return run_dir
 
 
-def load_model(path: str | os.PathLike) -> Any:
-    """Load a ``.keras`` file saved by this library (custom objects registered on import)."""
+def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
+    """Load a ``.keras`` file saved by this library (custom objects registered on import);
+    ``compile=False`` leaves out the loss and the optimizer state."""
     import keras
 
     import kerascv_emotion.models  # noqa: F401  (registers custom objects)
@@ -425,6 +431,6 @@ def load_model(path: str | os.PathLike) -> Any:
     if not keras_file_readable(path):
         raise DataError(f"model file {path} is corrupt or not a Keras file (not a readable .keras zip archive)")
     try:
-        return keras.saving.load_model(path)
+        return keras.saving.load_model(path, compile=compile)
     except Exception as exc:  # noqa: BLE001 - a corrupt file can fail in many ways
         raise DataError(f"cannot load model {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None

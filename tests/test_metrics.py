@@ -15,10 +15,18 @@ from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.io import to_jsonable
 from kerascv_emotion.metrics import (
     MetricInputError,
+    apply_temperature,
     bootstrap_intervals,
     bootstrap_regression_intervals,
+    brier_score,
+    calibration_metrics,
     classification_metrics,
+    expected_calibration_error,
+    fit_temperature,
+    max_calibration_error,
+    negative_log_likelihood,
     regression_metrics,
+    reliability_diagram,
     weighted_roc_auc,
 )
 
@@ -326,3 +334,92 @@ def test_split_groups_from_the_index() -> None:
     assert split_groups(index, "test", ["b.png", "a.png"]) == ["S2", "S1"]
     records.append(IndexRecord("d.png", "test", "x"))
     assert split_groups(DatasetIndex(Path("."), ["x"], records), "test", ["a.png", "d.png"]) is None
+
+
+def _reference_calibration(y: np.ndarray, p: np.ndarray, n_bins: int) -> tuple[float, float]:
+    """ECE and MCE written out bin by bin: bin b holds confidences in (b/n, (b+1)/n], 0 in bin 0."""
+    conf, correct = p.max(1), p.argmax(1) == y
+    ece, mce = 0.0, 0.0
+    for b in range(n_bins):
+        lo, hi = b / n_bins, (b + 1) / n_bins
+        inside = (conf > lo) & (conf <= hi) | ((b == 0) & (conf == 0))
+        if inside.any():
+            gap = abs(correct[inside].mean() - conf[inside].mean())
+            ece += inside.mean() * gap
+            mce = max(mce, gap)
+    return ece, mce
+
+
+@pytest.mark.parametrize(("k", "n_bins"), [(3, 10), (8, 15), (2, 5)])
+def test_calibration_metrics_equal_a_reference(k: int, n_bins: int) -> None:
+    y, p = _random_task(k, 200, 5 + k)
+    got = calibration_metrics(y, p, _names(k), n_bins=n_bins)
+    ece, mce = _reference_calibration(y, p, n_bins)
+    assert got["ece"] == pytest.approx(ece) and expected_calibration_error(y, p, n_bins) == pytest.approx(ece)
+    assert got["mce"] == pytest.approx(mce) and max_calibration_error(y, p, n_bins) == pytest.approx(mce)
+    onehot = np.eye(k)[y]
+    assert got["brier"] == pytest.approx(np.mean(np.sum((p - onehot) ** 2, axis=1)))
+    assert got["brier"] == pytest.approx(brier_score(y, p))
+    if k > 2:
+        assert got["brier"] == pytest.approx(skm.brier_score_loss(y, p, labels=list(range(k))))
+    else:  # scikit-learn's binary Brier score counts the positive class only
+        assert got["brier"] == pytest.approx(2 * skm.brier_score_loss(y, p[:, 1]))
+    assert got["nll"] == pytest.approx(skm.log_loss(y, p, labels=list(range(k))))
+    assert negative_log_likelihood(y, p) == pytest.approx(got["nll"])
+    diagram = reliability_diagram(y, p, n_bins)
+    assert json.dumps(got["reliability"]) == json.dumps(diagram) and sum(diagram["count"]) == 200 and len(diagram["edges"]) == n_bins + 1
+
+
+def test_calibration_on_fixed_arrays() -> None:
+    """Worked by hand: bins of width 0.5; (0.5, 1] holds 0.9 (right), 0.8 (wrong), 0.6 (right)."""
+    y = np.array([0, 1, 1, 0])
+    p = np.array([[0.9, 0.1], [0.8, 0.2], [0.4, 0.6], [0.5, 0.5]])
+    m = calibration_metrics(y, p, n_bins=2)
+    # bin 0 holds the tie 0.5 (arg-max class 0, right): gap |1 - 0.5|; bin 1: |2/3 - 23/30|
+    assert m["reliability"]["count"] == [1, 3]
+    assert m["ece"] == pytest.approx(0.25 * 0.5 + 0.75 * abs(2 / 3 - 2.3 / 3))
+    assert m["mce"] == pytest.approx(0.5)
+    assert m["brier"] == pytest.approx((0.02 + 1.28 + 0.32 + 0.5) / 4)
+    assert m["nll"] == pytest.approx(-np.mean(np.log([0.9, 0.2, 0.6, 0.5])))
+
+
+def test_calibrated_predictor_has_no_ece_and_an_overconfident_one_its_gap() -> None:
+    """Labels drawn from the predicted probabilities: ECE ~ 0. A predictor that says 0.9 for
+    the class it picks but is right 60 % of the time: ECE = MCE = 0.3."""
+    rng = np.random.default_rng(0)
+    n, k = 200_000, 4
+    p = rng.dirichlet(np.ones(k), size=n)
+    y = (p.cumsum(1) > rng.random((n, 1))).argmax(1)
+    assert expected_calibration_error(y, p, 15) < 0.005
+    pick = rng.integers(0, k, n)
+    q = np.full((n, k), 0.1 / (k - 1))
+    q[np.arange(n), pick] = 0.9
+    right = rng.random(n) < 0.6
+    truth = np.where(right, pick, (pick + 1) % k)
+    assert expected_calibration_error(truth, q, 10) == pytest.approx(0.3, abs=0.005)
+    assert max_calibration_error(truth, q, 10) == pytest.approx(0.3, abs=0.005)
+
+
+def test_temperature_scaling_lowers_nll_and_keeps_the_argmax() -> None:
+    y, p = _random_task(5, 400, 9)
+    sharp = apply_temperature(p, 0.3)  # deliberately over-confident
+    t = fit_temperature(y, sharp)
+    assert t == pytest.approx(1 / 0.3, rel=0.05)  # undoes the sharpening
+    fixed = apply_temperature(sharp, t)
+    assert negative_log_likelihood(y, fixed) < negative_log_likelihood(y, sharp) - 0.1
+    assert expected_calibration_error(y, fixed) < expected_calibration_error(y, sharp)
+    np.testing.assert_array_equal(fixed.argmax(1), sharp.argmax(1))
+    np.testing.assert_allclose(apply_temperature(p, 1.0), p, atol=1e-12)
+    with pytest.raises(MetricInputError, match="temperature"):
+        apply_temperature(p, 0.0)
+    with pytest.raises(MetricInputError, match="n_bins"):
+        expected_calibration_error(y, p, 0)
+
+
+def test_bootstrap_ece_matches_explicit_resamples() -> None:
+    y, p = _random_task(3, 90, 4)
+    b = bootstrap_intervals(y, p, _names(3), n_resamples=50, seed=2, confidence=0.9, n_bins=10)
+    assert b["ece"]["estimate"] == pytest.approx(expected_calibration_error(y, p, 10))
+    idx = np.random.default_rng(2).integers(0, 90, size=(50, 90))
+    ece = [_reference_calibration(y[i], p[i], 10)[0] for i in idx]
+    assert [b["ece"]["low"], b["ece"]["high"]] == pytest.approx(np.percentile(ece, [5, 95]))

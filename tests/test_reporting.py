@@ -173,6 +173,19 @@ def embedded_images(html_text: str) -> list[Image.Image]:
     return images
 
 
+def image_probe_dom(flags: list[str], page: Path, tmp_path: Path) -> str:
+    """The DOM Chromium (``flags``) dumps for a copy of ``page`` with a probe that puts the number of
+    images in ``data-images`` and the alt texts of those that failed to decode in ``data-broken``."""
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", (
+        "<script>window.addEventListener('load', () => { const imgs = [...document.images];"
+        "document.body.setAttribute('data-images', imgs.length);"
+        "document.body.setAttribute('data-broken', imgs.filter(i => !i.complete || i.naturalWidth === 0)"
+        ".map(i => i.alt).join('|')); });</script></body>")))
+    return subprocess.run([*flags, "--dump-dom", probe.as_uri()], check=True, capture_output=True, text=True,
+                          timeout=60).stdout
+
+
 def markdown_rows(text: str) -> dict[str, list[str]]:
     """First Markdown table of ``text``: row label -> cells (Markdown escapes undone)."""
     rows = {}
@@ -466,13 +479,52 @@ def test_comparison_renders_in_headless_chromium(comparison: Path, tmp_path: Pat
                    check=True, capture_output=True, timeout=60)
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape == (2000, 1280) and pixels.std() > 20  # not a blank page
-    # A copy of the page with a probe that lists images that failed to decode.
-    probe = tmp_path / "probe.html"
-    probe.write_text(comparison.read_text().replace("</body>", (
-        "<script>window.addEventListener('load', () => { const imgs = [...document.images];"
-        "document.body.setAttribute('data-images', imgs.length);"
-        "document.body.setAttribute('data-broken', imgs.filter(i => !i.complete || i.naturalWidth === 0)"
-        ".map(i => i.alt).join('|')); });</script></body>")))
-    dom = subprocess.run([*flags, "--dump-dom", probe.as_uri()], check=True, capture_output=True, text=True,
-                         timeout=60).stdout
+    dom = image_probe_dom(flags, comparison, tmp_path)
     assert 'data-images="3"' in dom and 'data-broken=""' in dom
+
+
+@pytest.fixture(scope="module")
+def calibrated_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """report.html of an evaluated run whose metrics.json has the calibration figures and whose
+    eval folder has a gallery.npz (random images and maps), as `evaluate` writes them."""
+    from kerascv_emotion.explain import select_gallery
+    from kerascv_emotion.metrics import apply_temperature, calibration_metrics
+
+    run = make_run(tmp_path_factory.mktemp("calibrated"), "vgg", quality=2.5, seed=5)
+    folder = run / "eval" / "test"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    with np.load(folder / "predictions.npz") as data:
+        y_true, y_prob = data["y_true"], data["y_prob"]
+    calibrated = calibration_metrics(y_true, apply_temperature(y_prob, 1.5), CLASSES)
+    metrics.update(ece=calibrated["ece"], calibration={
+        "temperature": 1.5, "raw": calibration_metrics(y_true, y_prob, CLASSES), "calibrated": calibrated})
+    write_json(folder / "metrics.json", metrics)
+    ids, kinds = select_gallery(y_true, y_prob)
+    rng = np.random.default_rng(0)
+    np.savez_compressed(folder / "gallery.npz", index=ids, kind=kinds, y_true=y_true[ids],
+                        y_pred=y_prob[ids].argmax(1), confidence=y_prob[ids].max(1),
+                        images=rng.integers(0, 255, (len(ids), 32, 32, 3)).astype(np.uint8),
+                        heat=rng.random((len(ids), 32, 32)).astype(np.float16))
+    return write_run_report(run)
+
+
+def test_run_report_has_reliability_diagram_and_galleries(calibrated_report: Path) -> None:
+    page = calibrated_report.read_text()
+    for text in ("<h3>Calibration</h3>", "temperature 1.500", "Reliability diagram", "What the network looks at",
+                 "most confident right and wrong", "largest off-diagonal cells", "ECE (calibration error)"):
+        assert text in page, text
+    assert "not found" not in page and "older version" not in page
+    images = embedded_images(page)
+    assert len(images) == 10  # the 7 of every report, the reliability diagram and 2 galleries
+    assert all(len(np.unique(np.asarray(image.convert("L")))) > 10 for image in images)
+    for stem in ("reliability", "gallery_classes", "gallery_confusions"):
+        assert (calibrated_report.parent / f"{stem}.png").stat().st_size > 5000
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
+def test_run_report_galleries_load_in_headless_chromium(calibrated_report: Path, tmp_path: Path) -> None:
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    dom = image_probe_dom(flags, calibrated_report, tmp_path)
+    assert 'data-images="10"' in dom and 'data-broken=""' in dom

@@ -20,6 +20,7 @@ Conventions:
   through :func:`kerascv_emotion.io.write_json` (NaN -> ``null``).
 
 Modules: ``arrays`` (input validation, :class:`MetricInputError`), ``classification``,
+``calibration`` (ECE, MCE, Brier, NLL, reliability diagram, temperature scaling),
 ``regression`` and ``bootstrap`` (confidence intervals).
 """
 
@@ -31,6 +32,17 @@ from kerascv_emotion.metrics.bootstrap import (
     bootstrap_regression_intervals,
     weighted_roc_auc,
 )
+from kerascv_emotion.metrics.calibration import (
+    DEFAULT_BINS,
+    apply_temperature,
+    brier_score,
+    calibration_metrics,
+    expected_calibration_error,
+    fit_temperature,
+    max_calibration_error,
+    negative_log_likelihood,
+    reliability_diagram,
+)
 from kerascv_emotion.metrics.classification import classification_metrics
 from kerascv_emotion.metrics.regression import (
     concordance_correlation,
@@ -39,12 +51,21 @@ from kerascv_emotion.metrics.regression import (
 )
 
 __all__ = [
+    "DEFAULT_BINS",
     "MetricInputError",
+    "apply_temperature",
     "bootstrap_intervals",
     "bootstrap_regression_intervals",
+    "brier_score",
+    "calibration_metrics",
     "classification_metrics",
     "concordance_correlation",
+    "expected_calibration_error",
+    "fit_temperature",
+    "max_calibration_error",
+    "negative_log_likelihood",
     "regression_metrics",
+    "reliability_diagram",
     "sign_agreement",
     "weighted_roc_auc",
 ]

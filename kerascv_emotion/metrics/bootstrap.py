@@ -20,6 +20,7 @@ from kerascv_emotion.metrics.arrays import (
     nan_average,
     regression_arrays,
 )
+from kerascv_emotion.metrics.calibration import DEFAULT_BINS, confidence_bins
 from kerascv_emotion.metrics.regression import CONSTANT_VARIANCE
 from kerascv_emotion.tasks import REGRESSION_MEASURES, REGRESSION_NAMES
 
@@ -113,14 +114,16 @@ def _interval(estimate: float, samples: np.ndarray, confidence: float) -> dict[s
 
 def bootstrap_intervals(y_true: Any, y_prob: Any, class_names: Sequence[str],
                         n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95, *,
-                        from_logits: bool = False, groups: Any = None) -> dict[str, Any]:
-    """Seeded percentile bootstrap intervals for accuracy, macro F1, per-class recall and
-    per-class ROC AUC (same inputs as :func:`~kerascv_emotion.metrics.classification_metrics`).
+                        from_logits: bool = False, groups: Any = None,
+                        n_bins: int = DEFAULT_BINS) -> dict[str, Any]:
+    """Seeded percentile bootstrap intervals for accuracy, macro F1, the expected calibration
+    error (over ``n_bins`` confidence bins), per-class recall and per-class ROC AUC (same inputs
+    as :func:`~kerascv_emotion.metrics.classification_metrics`).
 
     ``groups`` ``(N,)``: resample whole groups (e.g. the subjects of CK+, whose frames are not
     independent) instead of single samples.
 
-    Returns ``{"accuracy": {estimate, low, high, skipped}, "macro_f1": {...},
+    Returns ``{"accuracy": {estimate, low, high, skipped}, "macro_f1": {...}, "ece": {...},
     "recall": {class: {...}}, "roc_auc": {class: {...}}, "n_resamples", "confidence", "seed",
     "groups"}`` (``groups``: how many groups were resampled, ``None`` for samples);
     ``estimate`` is the full-sample value, ``skipped`` the resamples where the metric was
@@ -134,9 +137,12 @@ def bootstrap_intervals(y_true: Any, y_prob: Any, class_names: Sequence[str],
     cell = np.zeros((n, k * k))
     cell[np.arange(n), y * k + pred] = 1.0
     positives = [y == i for i in range(k)]
+    top = p.max(axis=1)
+    gaps = np.zeros((n, int(n_bins)))  # (correct - confidence) of each sample, in its bin's column
+    gaps[np.arange(n), confidence_bins(top, n_bins)] = (pred == y) - top
 
     def measures(counts: np.ndarray) -> dict[str, np.ndarray]:
-        """Accuracy (R,), macro F1 (R,), recall (R, K) and ROC AUC (R, K) under ``counts`` (R, N)."""
+        """Accuracy, macro F1, ECE (R,), recall and ROC AUC (R, K) under ``counts`` (R, N)."""
         cm = (counts @ cell).reshape(-1, k, k)
         tp = np.diagonal(cm, axis1=1, axis2=2)
         support, predicted = cm.sum(axis=2), cm.sum(axis=1)
@@ -145,12 +151,13 @@ def bootstrap_intervals(y_true: Any, y_prob: Any, class_names: Sequence[str],
             f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
         auc = np.stack([weighted_roc_auc(counts, positives[i], p[:, i]) for i in range(k)], axis=1)
         return {"accuracy": tp.sum(axis=1) / cm.sum(axis=(1, 2)), "macro_f1": f1.mean(axis=1),
-                "recall": recall, "roc_auc": auc}
+                "ece": np.abs(counts @ gaps).sum(axis=1) / counts.sum(axis=1), "recall": recall, "roc_auc": auc}
 
     full, samples, settings = _bootstrap(measures, n, n_resamples, seed, confidence, groups)
     return {
         "accuracy": _interval(full["accuracy"][0], samples["accuracy"], confidence),
         "macro_f1": _interval(full["macro_f1"][0], samples["macro_f1"], confidence),
+        "ece": _interval(full["ece"][0], samples["ece"], confidence),
         "recall": {name: _interval(full["recall"][0, i], samples["recall"][:, i], confidence)
                    for i, name in enumerate(names)},
         "roc_auc": {name: _interval(full["roc_auc"][0, i], samples["roc_auc"][:, i], confidence)

@@ -7,6 +7,11 @@ Light on purpose: numpy, matplotlib and scikit-learn only, never TensorFlow.
 from __future__ import annotations
 
 from kerascv_emotion.reporting.artefacts import read_evaluation, read_run
+from kerascv_emotion.reporting.calibration import (
+    class_gallery_figure,
+    confusion_gallery_figure,
+    reliability_figure,
+)
 from kerascv_emotion.reporting.classification import (
     classification_report_figure,
     confusion_matrix_figure,
@@ -31,8 +36,10 @@ from kerascv_emotion.reporting.tables import classification_markdown, regression
 
 __all__ = [
     "circumplex_figure",
+    "class_gallery_figure",
     "classification_markdown",
     "classification_report_figure",
+    "confusion_gallery_figure",
     "confusion_matrix_figure",
     "error_histogram_figure",
     "f1_heatmap_figure",
@@ -44,6 +51,7 @@ __all__ = [
     "read_run",
     "regression_markdown",
     "regression_table_figure",
+    "reliability_figure",
     "roc_figure",
     "training_curves_figure",
     "va_scatter_figure",

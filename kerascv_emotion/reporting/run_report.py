@@ -18,6 +18,11 @@ from kerascv_emotion.reporting.artefacts import (
     read_evaluation,
     read_run,
 )
+from kerascv_emotion.reporting.calibration import (
+    class_gallery_figure,
+    confusion_gallery_figure,
+    reliability_figure,
+)
 from kerascv_emotion.reporting.classification import (
     classification_report_figure,
     confusion_matrix_figure,
@@ -36,6 +41,7 @@ from kerascv_emotion.reporting.regression import (
 from kerascv_emotion.reporting.tables import (
     REGRESSION_HEADERS,
     REPORT_HEADERS,
+    calibration_rows,
     class_names_of,
     classification_markdown,
     classification_report_rows,
@@ -132,7 +138,46 @@ def _classification_section(run: Run, evaluation: Evaluation, writer: OutputWrit
             f"{html.table(['metric', 'value'], [(k, [v]) for k, v in summary_rows(metrics)])}"
             "<h3>Classification report</h3>"
             f"{html.table(['class', *REPORT_HEADERS], classification_report_rows(metrics), average_rows=3)}"
-            f"{_interval_html(metrics)}{html.notes(metrics.get('notes') or [])}{html.figures(items)}")
+            f"{_interval_html(metrics)}{html.notes(metrics.get('notes') or [])}{html.figures(items)}"
+            f"{_calibration_section(run, evaluation, writer)}{_gallery_section(run, evaluation, writer)}")
+
+
+def _calibration_section(run: Run, evaluation: Evaluation, writer: OutputWriter) -> str:
+    """How far the probabilities can be trusted: raw vs temperature-scaled figures and the
+    reliability diagram (a note for a metrics JSON written before calibration existed)."""
+    calibration = evaluation.metrics.get("calibration")
+    if not calibration:
+        return "<h3>Calibration</h3>" + html.notes([f"No calibration figures in this metrics.json (an older "
+                                                    f"version wrote it): {evaluate_hint(run.path, evaluation.split)}."])
+    temperature = calibration.get("temperature")
+    text = (f"Probabilities divided by the temperature {fmt(temperature)} fitted on the validation split "
+            "(RUN/calibration.json); the predicted classes are unchanged." if temperature is not None
+            else "No temperature applied (none fitted, or --no-calibration).")
+    figure = writer.figure("reliability", reliability_figure(calibration),
+                           "Reliability diagram: accuracy per confidence bin, before and after temperature scaling")
+    return (f"<h3>Calibration</h3><p>{html.esc(text)}</p>"
+            f"{html.table(['measure', 'raw', 'calibrated'], calibration_rows(calibration))}{html.figures([figure])}")
+
+
+def _gallery_section(run: Run, evaluation: Evaluation, writer: OutputWriter) -> str:
+    """Grad-CAM galleries from ``eval/<split>/gallery.npz`` (a note when it is missing)."""
+    path = run.path / "eval" / evaluation.split / "gallery.npz"
+    if not path.is_file():
+        return "<h3>What the network looks at</h3>" + html.notes(
+            [f"{path} not found: {evaluate_hint(run.path, evaluation.split)} to add the Grad-CAM galleries."])
+    with np.load(path, allow_pickle=False) as data:
+        gallery = {key: data[key] for key in data.files}
+    names = class_names_of(evaluation.metrics)
+    items = []
+    for stem, build, caption in (
+            ("gallery_classes", class_gallery_figure, "Per predicted class: the most confident right and wrong "
+             "predictions, with the Grad-CAM heat map of the predicted class (red: what raised its score)"),
+            ("gallery_confusions", confusion_gallery_figure,
+             "The images behind the largest off-diagonal cells of the confusion matrix")):
+        fig = build(gallery, names)
+        if fig is not None:
+            items.append(writer.figure(stem, fig, caption))
+    return f"<h3>What the network looks at</h3>{html.figures(items)}"
 
 
 def _regression_section(run: Run, evaluation: Evaluation, writer: OutputWriter) -> str:

@@ -21,7 +21,7 @@ REPORT_HEADERS = ("precision", "recall", "F1", "specificity", "AUC", "support")
 REGRESSION_HEADERS = ("RMSE", "CORR", "SAGR", "CCC")
 SUMMARY_KEYS = (
     ("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"),
-    ("cohen_kappa", "Cohen's kappa"), ("log_loss", "log loss"),
+    ("cohen_kappa", "Cohen's kappa"), ("log_loss", "log loss"), ("ece", "ECE (calibration error)"),
     ("roc_auc_micro", "ROC AUC (micro)"), ("roc_auc_macro", "ROC AUC (macro)"), ("n", "images"),
 )
 # Keys of the metrics JSON that have their own place in a report.
@@ -29,6 +29,7 @@ KNOWN_KEYS = {
     "task", "split", "n", "class_names", "accuracy", "balanced_accuracy", "cohen_kappa", "log_loss",
     "per_class", "macro_avg", "weighted_avg", "roc_auc_micro", "roc_auc_macro", "confusion_matrix",
     "notes", "bootstrap", "inference", "names", "per_dim", "mean", "index", "run", "arch", "skipped",
+    "ece", "calibration",
 }
 Row = tuple[str, list[str]]
 
@@ -120,6 +121,14 @@ def regression_rows(metrics: Mapping[str, Any], digits: int = DIGITS) -> list[Ro
     mean = metrics.get("mean") or {}
     rows.append(("mean", [fmt_interval(mean.get(key), boot.get(f"{key}_mean"), digits) for key in REGRESSION_MEASURES]))
     return rows
+
+
+def calibration_rows(calibration: Mapping[str, Any], digits: int = DIGITS) -> list[Row]:
+    """ECE, MCE, Brier score and NLL of the raw and the temperature-scaled probabilities (cells:
+    raw, calibrated; ``n/a`` without a temperature)."""
+    scaled = calibration.get("calibrated") or {}
+    return [(label, [fmt(calibration["raw"].get(key), digits), fmt(scaled.get(key), digits)])
+            for key, label in (("ece", "ECE"), ("mce", "MCE"), ("brier", "Brier score"), ("nll", "NLL (nats)"))]
 
 
 def interval_note(metrics: Mapping[str, Any]) -> str:

@@ -63,6 +63,7 @@ CLASSIFICATION_COLUMNS = (
     Column("weighted F1", lambda e: (e.metrics.get("weighted_avg") or {}).get("f1"), "max"),
     Column("macro AUC", lambda e: e.metrics.get("roc_auc_macro"), "max"),
     Column("Cohen's kappa", lambda e: e.metrics.get("cohen_kappa"), "max"),
+    Column("ECE", lambda e: e.metrics.get("ece"), "min", _boot("ece")),
     *_COST_COLUMNS,
 )
 
@@ -143,7 +144,8 @@ def csv_text(entries: Sequence[Entry], classes: Sequence[str], f1: np.ndarray) -
                 ("macro_f1", lambda m: (m.get("macro_avg") or {}).get("f1")),
                 ("weighted_f1", lambda m: (m.get("weighted_avg") or {}).get("f1")),
                 ("roc_auc_macro", lambda m: m.get("roc_auc_macro")), ("roc_auc_micro", lambda m: m.get("roc_auc_micro")),
-                ("cohen_kappa", lambda m: m.get("cohen_kappa")), ("log_loss", lambda m: m.get("log_loss"))]
+                ("cohen_kappa", lambda m: m.get("cohen_kappa")), ("log_loss", lambda m: m.get("log_loss")),
+                ("ece", lambda m: m.get("ece"))]
         per_label = [f"f1/{name}" for name in classes]
     else:
         keys = [(f"mean_{k}", lambda m, k=k: (m.get("mean") or {}).get(k)) for k in REGRESSION_MEASURES]

@@ -1,0 +1,109 @@
+"""Temperature scaling of a classification run (Guo et al. 2017): one scalar ``T`` fitted on the
+validation split after ``train`` and ``tune`` by minimising the negative log-likelihood
+(:func:`~kerascv_emotion.metrics.fit_temperature`), stored in ``RUN/calibration.json`` and
+applied as ``softmax(log(p) / T)`` by ``evaluate``, ``predict`` and ``export`` (the exported
+file includes it) unless they are told ``calibrate=False`` (``--no-calibration``). The arg-max,
+so the accuracy, is unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kerascv_emotion.errors import DataError
+from kerascv_emotion.io import read_json, write_json
+from kerascv_emotion.runs import CALIBRATION, MODEL
+
+log = logging.getLogger(__name__)
+
+
+def fit_run_temperature(run_dir: str | os.PathLike, val_batches: Any) -> dict[str, Any]:
+    """Fit ``T`` for ``RUN/model.keras`` on ``val_batches`` (the run's unshuffled, unaugmented
+    validation :class:`~kerascv_emotion.data.loader.ImageBatches`) and write ``RUN/calibration.json``:
+    ``{"temperature", "split": "val", "images", "n_bins", "raw": {"nll", "ece"},
+    "calibrated": {"nll", "ece"}}``; returns it."""
+    from kerascv_emotion.evaluation import predict_outputs
+    from kerascv_emotion.metrics import (
+        DEFAULT_BINS,
+        apply_temperature,
+        expected_calibration_error,
+        fit_temperature,
+        negative_log_likelihood,
+    )
+    from kerascv_emotion.training import load_model
+
+    run_dir = Path(run_dir)
+    y = np.asarray(val_batches.cached.label_ids)
+    raw = predict_outputs(load_model(run_dir / MODEL), val_batches)
+    temperature = fit_temperature(y, raw)
+    scaled = apply_temperature(raw, temperature)
+    record = {"temperature": temperature, "split": "val", "images": int(len(y)), "n_bins": DEFAULT_BINS,
+              **{name: {"nll": negative_log_likelihood(y, p), "ece": expected_calibration_error(y, p)}
+                 for name, p in (("raw", raw), ("calibrated", scaled))}}
+    write_json(run_dir / CALIBRATION, record)
+    log.info("temperature %.3f: val NLL %.4f -> %.4f", temperature, record["raw"]["nll"],
+             record["calibrated"]["nll"])
+    return record
+
+
+def calibrate_run(run_dir: str | os.PathLike, batch_size: int = 64) -> dict[str, Any]:
+    """:func:`fit_run_temperature` on the validation split of the run's own index (for a run
+    trained before calibration existed, or to refit); returns ``calibration.json``'s content."""
+    from kerascv_emotion.data.cache import cache_dir_for, load_split
+    from kerascv_emotion.data.index import read_index
+    from kerascv_emotion.data.loader import ImageBatches
+    from kerascv_emotion.runs import read_config
+
+    config = read_config(run_dir)
+    if config.get("task", "classification") != "classification":
+        raise DataError(f"{run_dir} is a {config['task']} run; temperature scaling is for classification runs")
+    index_path = Path(config["index"])
+    val = load_split(read_index(index_path), "val", int(config["image_size"]), int(config["channels"]),
+                     cache_dir=cache_dir_for(config.get("cache_dir"), index_path),
+                     on_bad_image=config.get("on_bad_image", "skip"), max_pixels=config.get("max_pixels"))
+    return fit_run_temperature(run_dir, ImageBatches(val, batch_size=batch_size, augment=None, shuffle=False))
+
+
+def run_temperature(run_dir: str | os.PathLike, calibrate: bool = True) -> float | None:
+    """The temperature in ``RUN/calibration.json``; ``None`` when ``calibrate`` is off or the run
+    has none (a regression run, or one trained before calibration existed)."""
+    path = Path(run_dir) / CALIBRATION
+    if not calibrate or not path.is_file():
+        return None
+    try:
+        temperature = float(read_json(path)["temperature"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DataError(f"{path} is unreadable or has no 'temperature'; delete it, or use --no-calibration") from None
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise DataError(f"{path} has temperature {temperature}; it must be positive: delete the file, "
+                        "or use --no-calibration")
+    return temperature
+
+
+def calibrated_model(model: Any, temperature: float | None) -> Any:
+    """``model`` followed by ``softmax(log(max(p, 1e-12)) / temperature)`` as one functional Keras
+    model (same input; output ``(N, K)``); ``model`` itself when ``temperature`` is ``None``."""
+    if temperature is None:
+        return model
+    import keras
+
+    from kerascv_emotion.metrics.calibration import MIN_PROBABILITY
+
+    inputs = keras.Input(shape=model.input_shape[1:], name="image")
+    log_p = keras.ops.log(keras.ops.maximum(model(inputs), MIN_PROBABILITY))
+    outputs = keras.ops.softmax(log_p / np.float32(temperature), axis=-1)
+    return keras.Model(inputs, outputs, name=f"{model.name}_calibrated")
+
+
+def load_run_model(run_dir: str | os.PathLike, calibrate: bool = True) -> tuple[Any, float | None]:
+    """``RUN/model.keras`` with the run's temperature applied (:func:`calibrated_model`) and the
+    temperature (``None``: none applied)."""
+    from kerascv_emotion.training import load_model
+
+    temperature = run_temperature(run_dir, calibrate)
+    return calibrated_model(load_model(Path(run_dir) / MODEL), temperature), temperature
