@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -65,3 +69,59 @@ def tiny_default_config(**top: object) -> dict:
         for student in ds.get("distill", {}).values():
             student.update(arch=ds["archs"][0], epochs=1)
     return config
+
+
+# `python -m kerascv_emotion ARGS` with one more Keras callback: after the first batch of the
+# (0-based) epoch PAUSE_EPOCH it touches MARKER and waits until its stdin is closed
+PAUSED_CLI = """
+import sys
+from pathlib import Path
+
+from kerascv_emotion import training
+from kerascv_emotion.cli import main
+
+marker, pause_epoch = Path(sys.argv[1]), int(sys.argv[2])
+del sys.argv[1:3]
+own_callbacks = training._callbacks
+
+
+def callbacks_with_pause(*args, **kwargs):
+    import keras
+
+    class Pause(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == pause_epoch and batch == 0 and not marker.exists():
+                marker.touch()
+                sys.stdin.read()
+
+    callbacks, checkpoint = own_callbacks(*args, **kwargs)
+    return [*callbacks, Pause()], checkpoint
+
+
+training._callbacks = callbacks_with_pause
+main(prog_name="kerascv-emotion")
+"""
+
+
+def start_paused_cli(args: Sequence[str], pause_epoch: int, folder: Path, timeout_s: float = 300) -> subprocess.Popen:
+    """``python -m kerascv_emotion *args`` stopped in the middle of (0-based) epoch ``pause_epoch``
+    of a train or tune, after its first batch: it holds its run's lock and the resumable state
+    of the epochs before, for as long as the test needs. Returns once it is there (or fails
+    the test with its output, in ``folder/paused.log``); closing its stdin lets it go on,
+    killing it is a kill mid-epoch."""
+    marker, log = folder / "paused", folder / "paused.log"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", PAUSED_CLI, str(marker), str(pause_epoch), *args],
+                                stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + timeout_s
+    while not marker.exists():  # the child cannot get past the pause; only this wait is bounded
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"{args[0]} never reached epoch {pause_epoch} (exit {proc.returncode}): {log.read_text()[-3000:]}")
+        time.sleep(0.05)
+    return proc

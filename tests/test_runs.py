@@ -4,14 +4,15 @@ and the cache folder's environment variable."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import start_paused_cli
 
 from kerascv_emotion import runs
 from kerascv_emotion.errors import RunFolderError
@@ -114,15 +115,21 @@ def test_concurrent_trains_retrain_and_evaluate_elsewhere(tiny_faces: Path, tmp_
     assert typo.returncode == 1 and err.strip().count("\n") == 0 and "monitor='val_macro_f'" in err, err
     assert not run.exists()  # refused before training
 
-    first = _cli(*train)
-    deadline = time.monotonic() + 120
-    while not (run / runs.LOCK).exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    second = _cli(*train)
-    _, err = second.communicate(timeout=300)
-    assert second.returncode == 1 and err.strip().startswith("Error:") and "in use by pid" in err, err
+    first = start_paused_cli(train, 1, tmp_path)  # holds the lock, in its second epoch, until released
+    assert first.stdin is not None
+    try:
+        second = _cli(*train)
+        _, err = second.communicate(timeout=300)
+    except BaseException:
+        first.kill()
+        raise
+    finally:
+        first.stdin.close()
+    assert first.wait(timeout=600) == 0, (tmp_path / "paused.log").read_text()[-3000:]  # unharmed
+    assert second.returncode == 1 and err.strip().startswith("Error:") and f"in use by pid {first.pid} " in err, err
     assert err.strip().count("\n") == 0
-    assert first.wait(timeout=600) == 0
+    with open(run / "history.csv", newline="") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1"]
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -6,19 +6,25 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import start_paused_cli
 from sklearn.utils.class_weight import compute_class_weight
 
 from kerascv_emotion.finetune import set_trainable, tune
+from kerascv_emotion.resume import BACKUP_WEIGHTS, backup_epochs
 from kerascv_emotion.settings import TrainSettings, TuneSettings
 from kerascv_emotion.training import train
+
+
+def _train_cli(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """``python -m kerascv_emotion *args`` to the end, its output captured."""
+    return subprocess.run([sys.executable, "-m", "kerascv_emotion", *args], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600)
 
 
 def _history(run: Path) -> list[dict[str, str]]:
@@ -95,29 +101,21 @@ def test_same_seed_same_metrics_and_tune_to_regression(tiny_faces: Path, tmp_pat
 @pytest.mark.slow
 def test_sigkill_mid_training_then_rerun_finishes(tiny_faces: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "kerascv_emotion", "train", "--index", str(tiny_faces), "--arch", "vgg",
-               "--image-size", "32", "--epochs", "40", "--batch-size", "4", "--out", str(run), "--seed", "1"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-    backup = run / "work" / "backup-train"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        history = run / "work" / "history-train.csv"
-        if backup.exists() and history.exists() and len(history.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, "training finished before it could be killed"
-    time.sleep(0.3)  # now somewhere inside a later epoch
-    proc.send_signal(signal.SIGKILL)
+    args = ["train", "--index", str(tiny_faces), "--arch", "vgg", "--image-size", "32", "--epochs", "5",
+            "--batch-size", "4", "--out", str(run), "--seed", "1"]
+    proc = start_paused_cli(args, 2, tmp_path)  # stopped inside the third epoch
+    assert len((run / "work" / "history-train.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    assert backup_epochs(run / "work" / "backup-train" / BACKUP_WEIGHTS) == 2
+    proc.kill()
     proc.wait()
     assert not (run / "model.keras").exists()
 
-    rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    rerun = _train_cli(args)
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
     epochs_printed = [line for line in rerun.stdout.splitlines() if line.startswith("Epoch ")]
-    assert epochs_printed and not epochs_printed[0].startswith("Epoch 1/"), epochs_printed[:3]
+    assert [line.split()[1] for line in epochs_printed] == ["3/5", "4/5", "5/5"], epochs_printed
     history = _history(run)
-    assert [int(r["epoch"]) for r in history] == list(range(40))
+    assert [int(r["epoch"]) for r in history] == list(range(5))
     assert (run / "model.keras").is_file() and not (run / "work").exists()
 
 
@@ -193,27 +191,19 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tiny_faces: Path, tmp_p
     and dropout noise are functions of the seed and the epoch)."""
     import keras
 
-    def command(run: Path) -> list[str]:
-        return [sys.executable, "-m", "kerascv_emotion", "train", "--index", str(tiny_faces), "--arch", "vgg",
-                "--image-size", "32", "--epochs", "6", "--batch-size", "4", "--out", str(run), "--seed", "3",
-                "--deterministic", "--arch-option", "dropout=0.3", "--monitor", "val_loss"]
+    def args(run: Path) -> list[str]:
+        return ["train", "--index", str(tiny_faces), "--arch", "vgg", "--image-size", "32", "--epochs", "6",
+                "--batch-size", "4", "--out", str(run), "--seed", "3", "--deterministic", "--arch-option",
+                "dropout=0.3", "--monitor", "val_loss"]
 
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     whole = tmp_path / "whole"
-    assert subprocess.run(command(whole), capture_output=True, env=env, timeout=600).returncode == 0
+    assert _train_cli(args(whole)).returncode == 0
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    history = killed / "work" / "history-train.csv"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if history.exists() and len(history.read_text().splitlines()) >= 3:  # header + 2 epochs
-            break
-        time.sleep(0.1)
-    assert proc.poll() is None, "training finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
+    proc = start_paused_cli(args(killed), 2, tmp_path)  # stopped inside the third epoch
+    proc.kill()
     proc.wait()
     assert not (killed / "model.keras").exists()
-    assert subprocess.run(command(killed), capture_output=True, env=env, timeout=600).returncode == 0
+    assert _train_cli(args(killed)).returncode == 0
     first = keras.saving.load_model(whole / "model.keras", compile=False)
     second = keras.saving.load_model(killed / "model.keras", compile=False)
     for a, b in zip(first.weights, second.weights, strict=True):
