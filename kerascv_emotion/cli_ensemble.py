@@ -77,7 +77,7 @@ def ensemble(runs: tuple[Path, ...], out: Path, weights: str | None, threads: in
 @_with(_settings_options + _device_options)
 def distill(teacher: Path, arch: str, out: Path, index_path: Path | None, image_size: int | None,
             channels: str | None, arch_options: tuple[str, ...], temperature: float, alpha: float,
-            restart: bool, threads: int, gpus: int, **options: Any) -> None:
+            restart: bool, refresh_cache: bool, threads: int, gpus: int, **options: Any) -> None:
     """Train a student ARCH into OUT on the soft targets of the finished run TEACHER (an
     ensemble too) plus the labels (a killed run resumes when rerun)."""
     from kerascv_emotion.data.index import read_index
@@ -95,5 +95,5 @@ def distill(teacher: Path, arch: str, out: Path, index_path: Path | None, image_
                             channels=int(channels or config["channels"]), **_settings(options),
                             arch_kwargs=_parse_arch_options(arch_options))
     settings = DistillSettings(teacher=str(teacher), train=student, temperature=temperature, alpha=alpha)
-    run = distill_run(settings, out, restart=restart)
+    run = distill_run(settings, out, restart=restart, refresh_cache=refresh_cache)
     click.echo(f"wrote {run / 'model.keras'}")

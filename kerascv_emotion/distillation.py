@@ -91,7 +91,8 @@ def teacher_for(teacher: keras.Model, input_shape: tuple[int, ...]) -> keras.Mod
     return keras.Model(inputs, teacher(adapt_input(inputs, teacher.input_shape[1:], "teacher")), name="teacher")
 
 
-def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int = 2, restart: bool = False) -> Path:
+def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int = 2, restart: bool = False,
+            refresh_cache: bool = False) -> Path:
     """Train ``settings.train.arch`` into the run folder ``out_dir`` on the soft targets of the
     run ``settings.teacher`` plus the labels of ``settings.train.index`` (which must have the
     teacher's classes); as :func:`kerascv_emotion.training.train` otherwise (resumable, the best
@@ -108,7 +109,7 @@ def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int 
     run_dir = Path(out_dir)
     with runs.claim(run_dir, {**dataclasses.asdict(student_settings), **record}, restart=restart) as work:
         training.seed_everything(student_settings.seed, student_settings.deterministic)
-        data = training.load_data(student_settings)
+        data = training.load_data(student_settings, refresh_cache=refresh_cache)
         if teacher_config.get("output_names") != data.output_names:
             raise DataError(f"teacher {teacher_dir} predicts {teacher_config.get('output_names')}, but index "
                             f"{student_settings.index} has classes {data.output_names}; "
@@ -122,7 +123,7 @@ def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int 
         rate = student_settings.learning_rate
         training.compile_model(model, student_settings,
                                training.make_optimizer(student_settings, rate, len(data.train), epochs))
-        result = training.fit_phase(model, student_settings, data, work, "train", 0, epochs, None, verbose)
+        result = training.fit_phase(model, student_settings, data, work, "train", rate, 0, epochs, None, verbose)
         training.finish_run(run_dir, work, result.checkpoint, ["train"], student_settings, data, student,
                             phases=[{"name": "train", "first_epoch": 0, "epochs": epochs, "learning_rate": rate}],
                             **record)

@@ -71,6 +71,9 @@ class GradCam:
         if PREDICTIONS not in names:
             raise ConfigError(f"model {model.name} has no {PREDICTIONS!r} layer; Grad-CAM needs this library's head")
         head = model.get_layer(PREDICTIONS)
+        if not isinstance(head, keras.layers.Dense):
+            raise ConfigError(f"model {model.name}'s {PREDICTIONS!r} layer is a {type(head).__name__}, not this "
+                              "library's Dense head (an ensemble?); explain one of its member runs instead")
         self._kernel, self._bias = head.kernel, head.bias
         self._model = keras.Model(model.inputs, [features, head.input])
         self.class_names = list(class_names)

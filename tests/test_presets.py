@@ -161,3 +161,40 @@ def test_the_wheel_carries_the_detector_and_the_presets(tmp_path: Path) -> None:
         assert f"kerascv_emotion/assets/yunet/{name}" in names
     bundled = [p.relative_to(REPO).as_posix() for p in (REPO / "kerascv_emotion" / "assets" / "presets").glob("*/*")]
     assert all(name in names for name in bundled)
+
+
+SHARED_DATA = REPO.parent / "shared" / "data"
+# how each bundled preset's validation images are indexed from ../shared/data (the reader and
+# split options its card's training section records)
+PRESET_DATA = {"fer2013": ["fer2013", "--format", "fer2013", "--val-fraction", "0", "--test-fraction", "0"],
+               "covid": ["covid-xray/train", "--format", "covid", "--val-fraction", "0.25", "--test-fraction", "0",
+                         "--seed", "0"]}
+
+
+def _bundled() -> list[str]:
+    folder = Path(__file__).resolve().parents[1] / "kerascv_emotion" / "assets" / "presets"
+    return sorted(p.name for p in folder.iterdir() if (p / "card.json").is_file()) if folder.is_dir() else []
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", _bundled())
+def test_a_bundled_presets_card_figures_reproduce(name: str, tmp_path: Path) -> None:
+    """The validation accuracy and macro F1 on the card equal those of the bundled model file,
+    evaluated again (same split, TTA and temperature) on ../shared/data."""
+    source = REPO / "kerascv_emotion" / "assets" / "presets" / name
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent")
+    card = read_json(source / "card.json")
+    folder, *options = PRESET_DATA[name]
+    index = tmp_path / "index.csv"
+    _invoke("index", str(SHARED_DATA / folder), "--out", str(index), *options)
+    copy = tmp_path / name
+    shutil.copytree(source, copy)  # evaluate writes eval/ into the folder: never into the package
+    validation = card["validation"]
+    _invoke("evaluate", str(copy), "--index", str(index), "--split", validation["split"], "--bootstrap", "0",
+            "--tta", validation["tta"] or "none", "--threads", "0")
+    metrics = read_json(copy / "eval" / validation["split"] / "metrics.json")
+    assert metrics["n"] == validation["images"]
+    assert metrics["accuracy"] == pytest.approx(validation["accuracy"]["estimate"], abs=2e-3)
+    assert metrics["macro_avg"]["f1"] == pytest.approx(validation["macro_f1"]["estimate"], abs=2e-3)
