@@ -77,8 +77,14 @@ def test_build_preset_writes_the_card_from_the_run(evaluated_run: Path, presets:
     assert (training["commit"], training["data_licence"]) == ("abc1234", "synthetic, no licence needed")
     assert training["command"].startswith("kerascv-emotion train") and training["settings"]["arch"] == "mobilenet"
     assert training["images"] == config["samples"] and training["data"] == "synthetic-faces"
-    assert card["size_bytes"] == (evaluated_run / "model.keras").stat().st_size and card["notes"] == ["tiny test model"]
-    assert (presets / "fer2013" / "model.keras").read_bytes() == (evaluated_run / "model.keras").read_bytes()
+    bundled = presets / "fer2013" / "model.keras"
+    assert card["size_bytes"] == bundled.stat().st_size and card["notes"] == ["tiny test model"]
+    assert bundled.stat().st_size < (evaluated_run / "model.keras").stat().st_size  # no optimizer state
+    from kerascv_emotion.training import load_model
+
+    for ours, theirs in zip(load_model(bundled).weights, load_model(evaluated_run / "model.keras").weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    assert (presets / "fer2013" / "calibration.json").read_bytes() == (evaluated_run / "calibration.json").read_bytes()
     listing = _invoke("presets")
     assert listing.startswith("fer2013 (default): mobilenet, 8 classes") and "commit abc1234" in listing
     assert f"val accuracy {metrics['accuracy']:.3f}" in listing
