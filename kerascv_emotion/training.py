@@ -355,9 +355,15 @@ def fit_phase(model: Any, settings: TrainSettings, data: TrainData, work: Path, 
     callbacks, checkpoint = _callbacks(settings, data, work, phase, learning_rate, best_so_far, verbose)
     # fed through tf.data (a PyDataset costs ~2x the epoch time on CPU); the batches shuffle
     # themselves, seeded per epoch, so Keras must not reorder them again
-    model.fit(data.train.as_tf_dataset(), steps_per_epoch=len(data.train), epochs=initial_epoch + epochs,
-              initial_epoch=initial_epoch, callbacks=[data.train.epoch_callback(), *callbacks], verbose=0,
-              shuffle=False)
+    try:
+        model.fit(data.train.as_tf_dataset(), steps_per_epoch=len(data.train), epochs=initial_epoch + epochs,
+                  initial_epoch=initial_epoch, callbacks=[data.train.epoch_callback(), *callbacks], verbose=0,
+                  shuffle=False)
+    finally:  # CSVLogger closes its file only at a training's normal end (not after a full disk, a NaN)
+        for callback in callbacks:
+            log_file = getattr(callback, "csv_file", None)
+            if log_file is not None and not log_file.closed:
+                log_file.close()
     path = checkpoint.final_path
     raw = checkpoint.best
     best = float(raw) if raw is not None and np.isfinite(raw) else best_so_far

@@ -318,7 +318,7 @@ def _second_workflow(env: Env) -> list[str]:
     from kerascv_emotion.runs import claim
 
     args = _config(env, lambda c: c.update(datasets={"faces": {
-        k: v for k, v in c["datasets"]["faces"].items() if k not in ("tune", "regression")}}))
+        k: v for k, v in c["datasets"]["faces"].items() if k not in ("tune", "regression", "ensembles", "distill")}}))
     config = yaml.safe_load((env.tmp / "config.yaml").read_text())
     run = env.tmp / "results" / "faces" / config["datasets"]["faces"]["archs"][0]
     run.mkdir(parents=True)

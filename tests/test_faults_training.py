@@ -33,10 +33,11 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 def _nan_run(run: Path, dest: Path) -> Path:
-    """A copy of the finished ``run`` whose model's weights are all NaN."""
+    """A copy of the finished ``run`` whose model's weights are all NaN (without the run's
+    evaluation and report: other tests evaluate the shared run in place)."""
     from kerascv_emotion.training import load_model
 
-    shutil.copytree(run, dest)
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("eval", "report"))
     model = load_model(dest / "model.keras")
     model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
     model.save(dest / "model.keras")
