@@ -20,7 +20,7 @@ from kerascv_emotion.cli import (
 )
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.export import FORMATS, QUANTIZE
-from kerascv_emotion.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, DETECTORS
+from kerascv_emotion.face_detection import DEFAULT_DETECTOR, DEFAULT_MARGIN, DETECTORS
 from kerascv_emotion.predict import DEFAULT_EVERY
 from kerascv_emotion.presets import DEFAULT_PRESET
 from kerascv_emotion.runs import is_finished_run

@@ -1,5 +1,5 @@
 """Predict with a finished run on any photos: files, folders (recursive) or glob patterns;
-the whole image or each detected face (:mod:`kerascv_emotion.faces`); one CSV row per image
+the whole image or each detected face (:mod:`kerascv_emotion.face_detection`); one CSV row per image
 or face.
 
 A video file among the inputs (:data:`VIDEO_EXTENSIONS`, anything OpenCV's ``VideoCapture``
@@ -15,7 +15,7 @@ training's ``on_bad_image="skip"`` does.
 CSV columns: ``path`` (as found), ``face`` (0, 1, ... within the image, left to right),
 ``face_x, face_y, face_w, face_h`` (the box classified, pixels of the upright image; the
 whole image without ``detect_faces``), with the yunet detector ``face_score`` and the five
-landmarks ``<point>_x, <point>_y`` (:data:`~kerascv_emotion.faces.LANDMARK_NAMES`), then
+landmarks ``<point>_x, <point>_y`` (:data:`~kerascv_emotion.face_detection.LANDMARK_NAMES`), then
 ``label``, ``probability`` and ``prob_<class>`` for every class, or ``valence, arousal`` for
 a regression run.
 """
@@ -37,7 +37,7 @@ from PIL import Image
 from kerascv_emotion.data.folders import IMAGE_EXTENSIONS, is_utf8, natural_key
 from kerascv_emotion.errors import BadImageError, ConfigError, DataError
 from kerascv_emotion.evaluation import check_finite
-from kerascv_emotion.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, LANDMARK_NAMES, Face
+from kerascv_emotion.face_detection import DEFAULT_DETECTOR, DEFAULT_MARGIN, LANDMARK_NAMES, Face
 from kerascv_emotion.io import atomic_open, atomic_path
 from kerascv_emotion.runs import MODEL, read_config
 from kerascv_emotion.temperature import load_run_model
@@ -198,7 +198,7 @@ def predict_frames(model: Any, config: dict[str, Any], frames: Iterable[Frame], 
                    progress: bool = True, times: bool = False, source: str = "the model") -> Predictions:
     """Predict each of ``frames`` (:data:`Frame`: photos, and the sampled frames of videos) with
     ``model`` and its run's ``config``: the whole image, or with ``detect_faces`` every face
-    ``detector`` finds (:func:`~kerascv_emotion.faces.find_faces`), each crop prepared as
+    ``detector`` finds (:func:`~kerascv_emotion.face_detection.find_faces`), each crop prepared as
     training prepares images, ``batch_size`` crops per model call. ``align`` levels each face's
     eye line first. ``total``: the number of files (for the progress bar); ``skipped``: files
     already left out; ``times``: rows get the ``time_s`` column; ``source``: the model's file,
@@ -207,7 +207,7 @@ def predict_frames(model: Any, config: dict[str, Any], frames: Iterable[Frame], 
     """
     from kerascv_emotion.data.cache import Progress
     from kerascv_emotion.data.images import prepare_image
-    from kerascv_emotion.faces import aligned_face, find_faces
+    from kerascv_emotion.face_detection import aligned_face, find_faces
 
     check_face_options(detect_faces, detector, align)
     task = config.get("task", "classification")
@@ -348,7 +348,7 @@ def _write_annotated_video(path: str, target: Path, rows: Sequence[dict[str, Any
     latest sampled frame (none after a sampled frame without a face)."""
     import cv2
 
-    from kerascv_emotion.faces import annotate
+    from kerascv_emotion.face_detection import annotate
 
     by_time: dict[float, list[dict[str, Any]]] = {}
     for row in rows:
@@ -385,7 +385,7 @@ def write_annotated(folder: str | os.PathLike, result: Predictions, max_pixels: 
     :class:`kerascv_emotion.explain.GradCam`) each box in a photo shows the heat map of its
     predicted class."""
     from kerascv_emotion.data.images import open_image
-    from kerascv_emotion.faces import annotate
+    from kerascv_emotion.face_detection import annotate
 
     by_path: dict[str, list[dict[str, Any]]] = {}
     for row in result.rows:

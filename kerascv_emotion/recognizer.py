@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from kerascv_emotion.errors import BadImageError, ConfigError
-from kerascv_emotion.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN
+from kerascv_emotion.face_detection import DEFAULT_DETECTOR, DEFAULT_MARGIN
 from kerascv_emotion.predict import DEFAULT_EVERY
 from kerascv_emotion.presets import CARD, DEFAULT_PRESET, preset_detects_faces, preset_dir
 from kerascv_emotion.runs import MODEL, read_config

@@ -13,7 +13,7 @@ from PIL import Image
 
 from kerascv_emotion.cli import main
 from kerascv_emotion.errors import DataError
-from kerascv_emotion.faces import expand_box, find_faces
+from kerascv_emotion.face_detection import expand_box, find_faces
 from kerascv_emotion.predict import collect_inputs, predict
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from kerascv_emotion.cli import main
 from kerascv_emotion.data.images import prepare_image
-from kerascv_emotion.faces import LANDMARK_NAMES, aligned_face, find_faces
+from kerascv_emotion.face_detection import LANDMARK_NAMES, aligned_face, find_faces
 from kerascv_emotion.predict import predict_frames
 
 DATA = Path(__file__).parent / "data"

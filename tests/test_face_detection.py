@@ -13,7 +13,13 @@ import pytest
 from PIL import Image, ImageDraw
 
 from kerascv_emotion.errors import ConfigError
-from kerascv_emotion.faces import DEFAULT_DETECTOR, YUNET_MODEL, Face, aligned_face, find_faces
+from kerascv_emotion.face_detection import (
+    DEFAULT_DETECTOR,
+    YUNET_MODEL,
+    Face,
+    aligned_face,
+    find_faces,
+)
 
 DATA = Path(__file__).parent / "data"
 
