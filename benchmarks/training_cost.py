@@ -83,7 +83,7 @@ def determinism(args: argparse.Namespace) -> dict[str, float]:
 def precise_bn(args: argparse.Namespace) -> dict[str, float]:
     import keras
 
-    from kerascv_emotion.batchnorm import recompute_batchnorm_statistics
+    from kerascv_emotion.batchnorm_statistics import recompute_batchnorm_statistics
 
     keras.utils.set_random_seed(0)
     x, y = _data(args.images, args.size, args.channels, args.classes)

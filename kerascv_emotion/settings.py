@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
-from kerascv_emotion.batchnorm import DEFAULT_IMAGES as PRECISE_BN_IMAGES
+from kerascv_emotion.batchnorm_statistics import DEFAULT_IMAGES as PRECISE_BN_IMAGES
 from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.tasks import TASKS
 

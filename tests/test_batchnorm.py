@@ -10,7 +10,10 @@ import keras
 import numpy as np
 import pytest
 
-from kerascv_emotion.batchnorm import recompute_batchnorm_statistics, trainable_batchnorm_layers
+from kerascv_emotion.batchnorm_statistics import (
+    recompute_batchnorm_statistics,
+    trainable_batchnorm_layers,
+)
 from kerascv_emotion.callbacks import PreciseBatchNorm
 from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.models import build_model

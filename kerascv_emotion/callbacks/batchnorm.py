@@ -1,5 +1,5 @@
 """``PreciseBatchNorm``: BatchNormalization statistics that describe inference mode, set
-before each validation pass (see :mod:`kerascv_emotion.batchnorm`)."""
+before each validation pass (see :mod:`kerascv_emotion.batchnorm_statistics`)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from kerascv_emotion.batchnorm import DEFAULT_IMAGES, recompute_batchnorm_statistics
+from kerascv_emotion.batchnorm_statistics import DEFAULT_IMAGES, recompute_batchnorm_statistics
 from kerascv_emotion.errors import ConfigError
 
 
 class PreciseBatchNorm(keras.callbacks.Callback):
     """Recompute the moving statistics of every trainable BatchNormalization layer at the end
-    of each epoch (:func:`kerascv_emotion.batchnorm.recompute_batchnorm_statistics`).
+    of each epoch (:func:`kerascv_emotion.batchnorm_statistics.recompute_batchnorm_statistics`).
 
     Place it *before* :class:`PerClassMetrics` and ``ModelCheckpoint`` in the callback list, so
     validation and the saved model use statistics that describe inference mode.

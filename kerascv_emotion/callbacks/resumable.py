@@ -11,7 +11,7 @@ import h5py
 import keras
 import numpy as np
 
-from kerascv_emotion.batchnorm import nested_layers
+from kerascv_emotion.batchnorm_statistics import nested_layers
 from kerascv_emotion.errors import TrainingDiverged
 from kerascv_emotion.io import atomic_path
 from kerascv_emotion.resume import BACKUP_EPOCHS_ATTRIBUTE, BACKUP_WEIGHTS, backup_epochs
