@@ -95,3 +95,24 @@ def test_arch_options_reach_the_model_and_bad_ones_are_one_line_errors(tiny_xray
         errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
         assert result.returncode != 0 and "Traceback" not in result.stderr
         assert len(errors) == 1 and message in errors[0]
+
+
+def test_cli_modules_import_options_never_the_group() -> None:
+    """The layout of kerascv_emotion/cli/: the command modules share options.py and never import
+    the package (where ``main`` lives and registers them), and options.py imports no command
+    module, so no module of the CLI imports another in a circle."""
+    import ast
+
+    import kerascv_emotion.cli as cli
+
+    folder = Path(cli.__file__).parent
+    modules = sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
+    assert {"options", "data", "train", "evaluate", "report", "ensemble", "deploy"} <= set(modules)
+    for name in modules:
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        cli_imports = {m for m in imported if m and m.startswith("kerascv_emotion.cli")}
+        assert cli_imports <= ({"kerascv_emotion.cli.options"} if name != "options" else set()), (name, cli_imports)
+    registered = {command.callback.__module__ for command in main.commands.values()}
+    assert registered == {f"kerascv_emotion.cli.{name}" for name in modules if name != "options"}

@@ -1,7 +1,4 @@
-"""``kerascv-emotion synth`` and ``index``: make or index a data set.
-
-Registered on the main group by importing this module (the last lines of ``cli.py``).
-"""
+"""``kerascv-emotion synth`` and ``index``: make or index a data set."""
 
 from __future__ import annotations
 
@@ -9,17 +6,17 @@ from pathlib import Path
 
 import click
 
-from kerascv_emotion.cli import _split_pairs, main
+from kerascv_emotion.cli.options import split_pairs
 from kerascv_emotion.data import synthetic
 from kerascv_emotion.data.index import SplitOptions
 from kerascv_emotion.data.synthetic import writer as synthetic_defaults
 
 
 def _parse_class_map(pairs: tuple[str, ...]) -> dict[str, str]:
-    return dict(_split_pairs("--class-map", pairs, "use OLD=NEW, e.g. --class-map angry=anger"))
+    return dict(split_pairs("--class-map", pairs, "use OLD=NEW, e.g. --class-map angry=anger"))
 
 
-@main.command()
+@click.command()
 @click.argument("kind", type=click.Choice(["faces", "xrays"]))
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--per-class", default=synthetic_defaults.PER_CLASS, show_default=True, help="Images per class.")
@@ -41,7 +38,7 @@ def synth(kind: str, out: Path, per_class: int, size: int, seed: int, viral_pneu
     click.echo(f"wrote {len(index)} images of {index.num_classes} classes and {out / 'index.csv'}")
 
 
-@main.command("index")
+@click.command("index")
 @click.argument("root", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Index CSV to write (its .meta.json sidecar goes beside it).")

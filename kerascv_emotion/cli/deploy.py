@@ -1,8 +1,5 @@
-"""``kerascv-emotion predict`` and ``export``: use a finished run (or a preset) outside its index;
-``presets`` and ``build-preset``: the bundled models.
-
-Registered on the main group by importing this module (the last lines of ``cli.py``).
-"""
+"""``kerascv-emotion predict``, ``explain`` and ``export``: use a finished run (or a preset) outside
+its index; ``presets`` and ``build-preset``: the bundled models."""
 
 from __future__ import annotations
 
@@ -10,13 +7,12 @@ from pathlib import Path
 
 import click
 
-from kerascv_emotion.cli import (
-    _calibration_option,
-    _device_options,
-    _max_pixels_option,
-    _setup_devices,
-    _with,
-    main,
+from kerascv_emotion.cli.options import (
+    calibration_option,
+    device_options,
+    max_pixels_option,
+    setup_devices,
+    with_options,
 )
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.export import FORMATS, QUANTIZE
@@ -26,7 +22,7 @@ from kerascv_emotion.presets import DEFAULT_PRESET
 from kerascv_emotion.runs import is_finished_run
 
 
-@main.command()
+@click.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="[RUN] INPUT...")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV to write.")
 @click.option("--run", "run", default=None, type=click.Path(file_okay=False, path_type=Path),
@@ -47,9 +43,9 @@ from kerascv_emotion.runs import is_finished_run
               help="Seconds between the frames of a video that are predicted.")
 @click.option("--explain", is_flag=True, help="Draw each box's Grad-CAM heat map into the --annotate copies.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
-@_max_pixels_option
-@_calibration_option
-@_with(_device_options)
+@max_pixels_option
+@calibration_option
+@with_options(device_options)
 def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | None, detect_faces: bool | None,
             detector: str, align: bool, face_margin: float, annotate_dir: Path | None, every: float, explain: bool,
             batch_size: int, max_pixels: int | None, calibrate: bool, threads: int, gpus: int) -> None:
@@ -69,7 +65,7 @@ def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | 
     detect_faces = bool(detect_faces)
     if explain and annotate_dir is None:
         raise ConfigError("--explain draws heat maps into the annotated copies: give --annotate DIR too")
-    _setup_devices(threads, gpus)
+    setup_devices(threads, gpus)
     from kerascv_emotion.predict import predict as predict_images
     from kerascv_emotion.predict import write_annotated, write_csv
 
@@ -92,7 +88,7 @@ def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | 
         click.echo(f"wrote {len(written)} annotated file(s) into {annotate_dir}")
 
 
-@main.command()
+@click.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True, metavar="IMAGE...")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -102,14 +98,14 @@ def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | 
               help="Grow each detected box by this fraction of its side on every side.")
 @click.option("--layer", default=None, help="The layer whose feature map is weighted (default: the last "
               "convolution block's output before the head).")
-@_max_pixels_option
-@_calibration_option
-@_with(_device_options)
+@max_pixels_option
+@calibration_option
+@with_options(device_options)
 def explain(run: Path, inputs: tuple[str, ...], out: Path, detect_faces: bool, face_margin: float,
             layer: str | None, max_pixels: int | None, calibrate: bool, threads: int, gpus: int) -> None:
     """Grad-CAM heat maps of RUN's predicted class over image files, folders or glob patterns
     IMAGE..., drawn with the label and probability into OUT/<name>.png."""
-    _setup_devices(threads, gpus)
+    setup_devices(threads, gpus)
     from kerascv_emotion.explain import GradCam
     from kerascv_emotion.predict import predict as predict_images
     from kerascv_emotion.predict import write_annotated
@@ -123,20 +119,20 @@ def explain(run: Path, inputs: tuple[str, ...], out: Path, detect_faces: bool, f
     click.echo(f"wrote {len(written)} heat-map overlay(s) into {out} (layer {explainer.layer})")
 
 
-@main.command()
+@click.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", required=True, type=click.Choice(list(FORMATS)))
 @click.option("--quantize", default=None, type=click.Choice(list(QUANTIZE)),
               help="litert only: float16 weights, or int8 calibrated on the run's training images.")
 @click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the file and export.json (default RUN/export/FORMAT[-QUANTIZE]).")
-@_calibration_option
-@_with(_device_options)
+@calibration_option
+@with_options(device_options)
 def export(run: Path, fmt: str, quantize: str | None, out: Path | None, calibrate: bool, threads: int,
            gpus: int) -> None:
     """Export RUN's model, load it back in its runtime and compare it with the Keras model on the
     validation images (figures in export.json beside the file); exit 1 if the check fails."""
-    _setup_devices(threads, gpus)
+    setup_devices(threads, gpus)
     from kerascv_emotion.export import export_dir, export_run
 
     report = export_run(run, fmt, quantize, out, calibrate=calibrate)
@@ -151,7 +147,7 @@ def export(run: Path, fmt: str, quantize: str | None, out: Path | None, calibrat
                         f"figures in {folder / 'export.json'}")
 
 
-@main.command()
+@click.command()
 def presets() -> None:
     """List the bundled presets (models that predict needs no run folder for) with their cards."""
     from kerascv_emotion.presets import list_presets, presets_dir
@@ -173,7 +169,7 @@ def presets() -> None:
                    f"(data licence: {card['training']['data_licence']}), commit {card['training']['commit']}")
 
 
-@main.command("build-preset")
+@click.command("build-preset")
 @click.argument("run", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--name", required=True, help="Preset name (a folder name), e.g. fer2013.")
 @click.option("--data-licence", required=True, help="Licence or terms of the training data, quoted on the card.")
