@@ -8,6 +8,7 @@ import pkgutil
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,8 @@ def test_unknown_names_are_attribute_errors() -> None:
         kerascv_emotion.load_modle  # noqa: B018
     assert not hasattr(kerascv_emotion, "_API_missing")
 
+
+def test_architecture_doc_lists_the_api() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
+    section = doc.split("## Public API", 1)[1].split("\n## ", 1)[0]
+    assert [name for name in kerascv_emotion._API if f"`{name}`" not in section] == []
