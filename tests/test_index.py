@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from kerascv_emotion.data.folders import index_from_folders
 from kerascv_emotion.data.index import (
     DatasetIndex,
     IndexRecord,
@@ -15,6 +14,7 @@ from kerascv_emotion.data.index import (
     assign_splits,
     read_index,
 )
+from kerascv_emotion.data.readers.folders import read_folders
 from kerascv_emotion.errors import DataError
 
 
@@ -29,7 +29,7 @@ def test_class_layout_with_space_in_name_round_trips(tmp_path: Path) -> None:
     for name, n in (("Covid", 20), ("Normal", 20), ("Viral Pneumonia", 10)):
         _write_images(root / name, n)
     (root / "Normal" / "notes.txt").write_text("stray file")
-    index = index_from_folders(root, SplitOptions(val_fraction=0.2, test_fraction=0.2, seed=3))
+    index = read_folders(root, SplitOptions(val_fraction=0.2, test_fraction=0.2, seed=3))
     assert index.class_names == ["Covid", "Normal", "Viral Pneumonia"]
     counts = index.counts()
     assert counts["test"] == {"Covid": 4, "Normal": 4, "Viral Pneumonia": 2}
@@ -51,7 +51,7 @@ def test_split_layout_keeps_given_splits_and_carves_missing_test(tmp_path: Path)
     for split in ("train", "val"):
         for name in ("angry", "happy"):
             _write_images(root / split / name, 10 if split == "train" else 3)
-    index = index_from_folders(root, SplitOptions(val_fraction=0.1, test_fraction=0.2, seed=0))
+    index = read_folders(root, SplitOptions(val_fraction=0.1, test_fraction=0.2, seed=0))
     counts = index.counts()
     assert counts["val"] == {"angry": 3, "happy": 3}  # the given val split is kept as it is
     assert counts["test"] == {"angry": 2, "happy": 2}  # carved from train

@@ -14,7 +14,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from kerascv_emotion.data.folders import index_from_folders
 from kerascv_emotion.data.index import DatasetIndex, SplitOptions
 from kerascv_emotion.data.readers.affectnet import read_affectnet
 from kerascv_emotion.data.readers.ckplus import read_ckplus, subject_id
@@ -27,18 +26,19 @@ from kerascv_emotion.data.readers.duplicates import (
     find_duplicates,
 )
 from kerascv_emotion.data.readers.fer2013 import read_fer2013_csv, read_fer2013_folders
+from kerascv_emotion.data.readers.folders import read_folders
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.tasks import TASKS
 
 __all__ = [
     "CANONICAL_CLASSES", "CANONICAL_CLASS_MAP", "POLICY", "SplitOptions", "available_formats", "build_index",
     "default_images_dir", "drop_duplicates", "duplicate_summary", "find_duplicates",
-    "read_affectnet", "read_ckplus", "read_covid", "read_fer2013_csv", "read_fer2013_folders",
+    "read_affectnet", "read_ckplus", "read_covid", "read_fer2013_csv", "read_fer2013_folders", "read_folders",
     "subject_id",
 ]
 
 _READERS: dict[str, Callable[..., DatasetIndex]] = {
-    "folders": index_from_folders,
+    "folders": read_folders,
     "fer2013-csv": read_fer2013_csv,
     "fer2013": read_fer2013_folders,
     "affectnet": read_affectnet,
