@@ -131,7 +131,7 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
 
     ``index_path`` defaults to the index the run was trained on. ``data``, instead of an
     index: a new labelled folder (``<class>/*`` or ``test/<class>/*``, classes matched to the
-    run's by name, see :func:`~kerascv_emotion.data.folders.labelled_test_index`), evaluated
+    run's by name, see :func:`~kerascv_emotion.data.readers.folders.labelled_test_index`), evaluated
     as split ``test`` into :func:`eval_dir`; classes it lacks are noted. ``bootstrap`` is the
     number of bootstrap resamples for confidence intervals (0 to skip). ``tta`` ("hflip", "crops")
     averages each image's outputs with its mirror's (:func:`predict_outputs`); the metrics are
@@ -145,9 +145,9 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     (:func:`~kerascv_emotion.explain.write_gallery`).
     """
     from kerascv_emotion.data.cache import cache_dir_for, load_split
-    from kerascv_emotion.data.folders import labelled_test_index
     from kerascv_emotion.data.index import read_index
     from kerascv_emotion.data.loader import ImageBatches
+    from kerascv_emotion.data.readers.folders import labelled_test_index
     from kerascv_emotion.explain import write_gallery
     from kerascv_emotion.metrics import (
         bootstrap_intervals,

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from kerascv_emotion.data.folders import IMAGE_EXTENSIONS, is_utf8, natural_key
+from kerascv_emotion.data.files import IMAGE_EXTENSIONS, is_utf8, natural_key, walk_files
 from kerascv_emotion.errors import BadImageError, ConfigError, DataError
 from kerascv_emotion.evaluation import check_finite
 from kerascv_emotion.face_detection import DEFAULT_DETECTOR, DEFAULT_MARGIN, LANDMARK_NAMES, Face
@@ -98,28 +98,22 @@ class Predictions:
         return out
 
 
-def _walk(folder: Path, skipped: list[dict[str, str]]) -> Iterator[str]:
-    """Files below ``folder`` (recursive, natural order, hidden ones left out); files without
-    an image extension are listed in ``skipped``."""
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=natural_key)
-        for name in sorted((f for f in filenames if not f.startswith(".")), key=natural_key):
-            path = os.path.join(dirpath, name)
-            if Path(name).suffix.lower() in IMAGE_EXTENSIONS or is_video(name):
-                yield path
-            else:
-                skipped.append({"path": path, "reason": f"not an image extension ({Path(name).suffix or 'none'})"})
+def _walk(folder: str, skipped: list[dict[str, str]]) -> Iterator[str]:
+    """Image and video files below ``folder`` (:func:`~kerascv_emotion.data.files.walk_files`:
+    its order, hidden ones left out, the others it does not take listed in ``skipped``)."""
+    return walk_files(folder, skipped, extensions=IMAGE_EXTENSIONS | VIDEO_EXTENSIONS, kind="an image or video")
 
 
 def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[str], list[dict[str, str]]]:
     """The image files named by ``inputs`` (files, folders searched recursively, glob
-    patterns with ``**``), each once, in order, and the files of folders left out for their
-    extension. A path that does not exist, or a pattern that matches nothing, is a DataError."""
+    patterns with ``**``), each once, in order, and the files of folders left out (for their
+    extension, or as dangling links, FIFOs and other non-regular files). A path that does not
+    exist, or a pattern that matches nothing, is a DataError."""
     files: list[str] = []
     skipped: list[dict[str, str]] = []
     for item in map(os.fspath, inputs):
         if os.path.isdir(item):
-            files += _walk(Path(item), skipped)
+            files += _walk(item, skipped)
         elif os.path.exists(item) or os.path.islink(item):
             files.append(item)
         elif _GLOB_CHARS & set(item):
@@ -127,7 +121,7 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[str], list
             if not matches:
                 raise DataError(f"input pattern {item!r} matches no file")
             for match in matches:
-                files += _walk(Path(match), skipped) if os.path.isdir(match) else [match]
+                files += _walk(match, skipped) if os.path.isdir(match) else [match]
         else:
             raise DataError(f"input {item} does not exist")
     if not files and not skipped:

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from kerascv_emotion.cli import main
-from kerascv_emotion.data.folders import labelled_test_index
 from kerascv_emotion.data.index import DatasetIndex, IndexRecord, read_index
+from kerascv_emotion.data.readers.folders import labelled_test_index
 from kerascv_emotion.errors import DataError
 
 _RUN_SPECIFIC = ("index", "inference", "notes", "bootstrap")

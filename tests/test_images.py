@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from kerascv_emotion.data.cache import load_split
-from kerascv_emotion.data.folders import index_from_folders
 from kerascv_emotion.data.images import load_image
 from kerascv_emotion.data.index import DatasetIndex, IndexRecord, SplitOptions
+from kerascv_emotion.data.readers.folders import read_folders
 from kerascv_emotion.errors import BadImageError, ConfigError, DataError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -88,7 +88,7 @@ def _dataset_with(tmp_path: Path, bad_name: str, writer: Callable[[Path], None])
         for i in range(2):
             Image.fromarray(_rgb(seed=i)).save(root / c / f"ok{i}.png")
     writer(root / "a" / bad_name)
-    return index_from_folders(root, SplitOptions(val_fraction=0, test_fraction=0))
+    return read_folders(root, SplitOptions(val_fraction=0, test_fraction=0))
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
@@ -278,7 +278,7 @@ def test_resize_and_bad_settings(tmp_path: Path) -> None:
 @pytest.mark.shared_data
 @pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data")
 def test_real_xrays_mixed_formats(tmp_path: Path) -> None:
-    full = index_from_folders(SHARED / "covid-xray", SplitOptions(val_fraction=0, test_fraction=0))
+    full = read_folders(SHARED / "covid-xray", SplitOptions(val_fraction=0, test_fraction=0))
     picks: list[IndexRecord] = []
     for label in full.class_names:
         picks += [r for r in full.records if r.label == label][:2]

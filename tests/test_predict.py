@@ -104,6 +104,6 @@ def test_folder_with_a_bad_file_and_a_faceless_image(tiny_run: Path, tmp_path: P
     out = _invoke("predict", str(tiny_run), str(photos), "--detect-faces", "--out", str(tmp_path / "p.csv"))
     rows = _rows(tmp_path / "p.csv")
     assert [Path(r["path"]).name for r in rows] == ["portrait.jpg"]
-    assert f"skipped {photos / 'notes.txt'}: not an image extension" in out
+    assert f"skipped {photos / 'notes.txt'}: not an image or video extension" in out
     assert f"skipped {photos / 'broken.jpg'}: not a recognised image format" in out
     assert f"no face: {photos / 'sky.png'}" in out

@@ -17,6 +17,7 @@ from kerascv_emotion.data.index import SplitOptions, read_index
 from kerascv_emotion.data.readers import (
     CANONICAL_CLASS_MAP,
     CANONICAL_CLASSES,
+    POLICY,
     available_formats,
     build_index,
     default_images_dir,
@@ -400,12 +401,35 @@ def test_duplicates_found_across_splits_and_dropped_by_policy(tmp_path: Path) ->
     assert all(d["kept_split"] == "train" and d["conflicting_labels"] for d in dropped)
     assert len(deduped) == len(index) - 2
     assert {"train/happy/orig.png", "train/sad/t1.png", "train/sad/t2.png"} <= {r.path for r in deduped.records}
-    assert deduped.meta["dedupe"]["dropped"] == 2 and "earliest split" in deduped.meta["dedupe"]["policy"]
+    assert deduped.meta["duplicates"] == {**summary, "policy": POLICY, "dropped": dropped}
+    assert "earliest split" in POLICY and index.meta["duplicates"] == {**summary, "policy": None, "dropped": []}
     assert find_duplicates(deduped)[0]["cross_split"] is False
 
     by_pixels = find_duplicates(index, pixels=True)
     assert "val/happy/resaved.png" in by_pixels[0]["paths"]
     assert all("val/happy/resaved.png" not in g["paths"] for g in groups)
+
+
+@pytest.mark.parametrize("dedupe", [False, True])
+def test_build_index_and_cli_record_the_same_duplicates(tmp_path: Path, dedupe: bool) -> None:
+    """``meta["duplicates"]`` is one thing: build_index's (from Python) is what ``index`` writes."""
+    from click.testing import CliRunner
+
+    from kerascv_emotion.cli import main
+
+    pixels = _png(tmp_path / "data" / "train" / "a" / "x.png")
+    _png(tmp_path / "data" / "test" / "a" / "y.png", pixels=pixels)
+    _png(tmp_path / "data" / "val" / "a" / "z.png")
+    index = build_index("folders", tmp_path / "data", dedupe=dedupe)
+    result = CliRunner().invoke(main, ["index", str(tmp_path / "data"), "--out", str(tmp_path / "i.csv"),
+                                       *(["--dedupe"] if dedupe else [])])
+    assert result.exit_code == 0, result.output
+    assert "exact duplicates: 1 group(s), 1 across splits, 0 with conflicting labels" in result.output
+    written = read_index(tmp_path / "i.csv")
+    assert written.meta["duplicates"] == index.meta["duplicates"]
+    assert written.meta["duplicates"]["groups"] == 1
+    assert [d["path"] for d in written.meta["duplicates"]["dropped"]] == (["test/a/y.png"] if dedupe else [])
+    assert written.records == index.records and len(index) == 3 - dedupe
 
 
 def test_duplicates_keep_earliest_split_when_train_has_no_copy(tmp_path: Path) -> None:

@@ -59,35 +59,25 @@ def index_command(root: Path, out: Path, fmt: str, val_fraction: float, test_fra
                   class_map: tuple[str, ...], classes: str | None, images_dir: Path | None, task: str,
                   dedupe: bool) -> None:
     """Index the images under ROOT (class folders, or a known data set's files) into OUT."""
-    from kerascv_emotion.data.readers import (
-        build_index,
-        default_images_dir,
-        drop_duplicates,
-        find_duplicates,
-    )
+    from kerascv_emotion.data.readers import build_index, default_images_dir
 
     if fmt == "fer2013-csv" and images_dir is None:
         images_dir = default_images_dir(out)
     index = build_index(fmt, root, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
                         class_map=_parse_class_map(class_map) or None,
                         classes=[c.strip() for c in classes.split(",")] if classes else None,
-                        images_dir=images_dir, task=task)
-    groups = find_duplicates(index)
-    across = [g for g in groups if len(set(g["splits"])) > 1]
-    conflicting = [g for g in groups if len(set(g["labels"])) > 1]
-    index.meta["duplicates"] = {"groups": len(groups), "across_splits": len(across),
-                                "conflicting_labels": len(conflicting)}
-    if dedupe and groups:
-        index, dropped = drop_duplicates(index, groups)
-        index.meta["duplicates"]["dropped"] = dropped
-        click.echo(f"--dedupe: dropped {len(dropped)} duplicate image(s)")
+                        images_dir=images_dir, task=task, dedupe=dedupe)
+    dup = index.meta["duplicates"]
+    if dedupe and dup["groups"]:
+        click.echo(f"--dedupe: dropped {len(dup['dropped'])} duplicate image(s)")
     index.write(out)
     skipped = index.meta.get("skipped", [])
     for split, per_class in index.counts().items():
         click.echo(f"{split:5s} {sum(per_class.values()):7d}  " + ", ".join(f"{k}: {v}" for k, v in per_class.items()))
     click.echo(f"classes: {index.class_names}")
-    click.echo(f"exact duplicates: {len(groups)} group(s), {len(across)} across splits, "
-               f"{len(conflicting)} with conflicting labels" + ("" if dedupe or not across else " (use --dedupe)"))
+    click.echo(f"exact duplicates: {dup['groups']} group(s), {dup['cross_split_groups']} across splits, "
+               f"{dup['conflicting_groups']} with conflicting labels"
+               + ("" if dedupe or not dup["cross_split_groups"] else " (use --dedupe)"))
     if skipped:
         click.echo(f"skipped {len(skipped)} file(s) that are not images (or dangling links, FIFOs); "
                    f"listed in {out.with_suffix('')}.meta.json")

@@ -1,7 +1,8 @@
 """Dataset readers -> one :class:`~kerascv_emotion.data.index.DatasetIndex`.
 
-:func:`build_index` is the single entry point (the CLI's ``index`` command calls it);
-:func:`find_duplicates` / :func:`drop_duplicates` detect and remove exact duplicates.
+:func:`build_index` is the single entry point (the CLI's ``index`` command calls it); it
+counts exact duplicates (:func:`find_duplicates`) in ``meta["duplicates"]`` and removes them
+(:func:`drop_duplicates`) when asked.
 Face sets (``fer2013-csv``, ``fer2013``, ``affectnet``, ``ckplus``) get the canonical
 AffectNet class names (:data:`CANONICAL_CLASS_MAP`) unless the user's map says otherwise.
 """
@@ -14,7 +15,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from kerascv_emotion.data.folders import index_from_folders
 from kerascv_emotion.data.index import DatasetIndex, SplitOptions
 from kerascv_emotion.data.readers.affectnet import read_affectnet
 from kerascv_emotion.data.readers.ckplus import read_ckplus, subject_id
@@ -23,22 +23,24 @@ from kerascv_emotion.data.readers.covid import read_covid
 from kerascv_emotion.data.readers.duplicates import (
     POLICY,
     drop_duplicates,
+    duplicate_meta,
     duplicate_summary,
     find_duplicates,
 )
 from kerascv_emotion.data.readers.fer2013 import read_fer2013_csv, read_fer2013_folders
+from kerascv_emotion.data.readers.folders import read_folders
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.tasks import TASKS
 
 __all__ = [
     "CANONICAL_CLASSES", "CANONICAL_CLASS_MAP", "POLICY", "SplitOptions", "available_formats", "build_index",
-    "default_images_dir", "drop_duplicates", "duplicate_summary", "find_duplicates",
-    "read_affectnet", "read_ckplus", "read_covid", "read_fer2013_csv", "read_fer2013_folders",
+    "default_images_dir", "drop_duplicates", "duplicate_meta", "duplicate_summary", "find_duplicates",
+    "read_affectnet", "read_ckplus", "read_covid", "read_fer2013_csv", "read_fer2013_folders", "read_folders",
     "subject_id",
 ]
 
 _READERS: dict[str, Callable[..., DatasetIndex]] = {
-    "folders": index_from_folders,
+    "folders": read_folders,
     "fer2013-csv": read_fer2013_csv,
     "fer2013": read_fer2013_folders,
     "affectnet": read_affectnet,
@@ -69,6 +71,7 @@ def build_index(
     classes: Sequence[str] | None = SplitOptions.classes,
     images_dir: str | Path | None = None,
     task: str = "classification",
+    dedupe: bool = False,
 ) -> DatasetIndex:
     """Index ``source`` (a folder, or the CSV file for ``fer2013-csv``) read as ``fmt``.
 
@@ -77,6 +80,10 @@ def build_index(
     canonical names before ``class_map``). ``images_dir`` is required for ``fer2013-csv``
     (see :func:`default_images_dir`). ``task="regression"`` (valence/arousal) needs
     ``affectnet``. The reader and these options are recorded in ``index.meta["reader"]``.
+
+    Exact duplicates (same file bytes) are counted in ``index.meta["duplicates"]``
+    (:func:`duplicate_meta`); ``dedupe`` drops every copy outside its earliest split
+    (:data:`POLICY`), listing the dropped rows there.
     """
     if fmt not in _READERS:
         raise ConfigError(f"unknown dataset format {fmt!r}; use one of {available_formats()}")
@@ -102,6 +109,11 @@ def build_index(
     if fmt == "affectnet":
         extra["task"] = task
     index = _READERS[fmt](source, options=options, **extra)
+    groups = find_duplicates(index)
+    if dedupe:
+        index, _ = drop_duplicates(index, groups)
+    else:
+        index.meta["duplicates"] = duplicate_meta(groups)
     index.meta["reader"] = {"format": fmt, "source": str(source.resolve()), "task": task, **asdict(options)}
     if images_dir is not None:
         index.meta["reader"]["images_dir"] = str(Path(images_dir).resolve())

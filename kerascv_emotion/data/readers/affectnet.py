@@ -18,10 +18,11 @@ from pathlib import Path
 from kerascv_emotion.data.index import (
     DEFAULT_SPLIT_OPTIONS,
     DatasetIndex,
+    IndexRecord,
     SplitOptions,
     check_relative_path,
 )
-from kerascv_emotion.data.readers.common import Entry, csv_rows, make_index, require_dir
+from kerascv_emotion.data.readers.common import csv_rows, make_index, require_dir
 from kerascv_emotion.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def read_affectnet(
     root = require_dir(Path(root), "AffectNet root")
     files = find_annotation_files(root)
     images = image_root(root)
-    entries: list[Entry] = []
+    entries: list[IndexRecord] = []
     skipped: list[dict[str, str]] = []
     dropped: Counter[str] = Counter()
     for split, csv_path in files.items():
@@ -134,8 +135,8 @@ def read_affectnet(
             if not (images / path).is_file():
                 skipped.append({"path": path, "reason": f"listed in {csv_path.name} line {line}, file not found"})
                 continue
-            entries.append(Entry(
-                path=path, label=AFFECTNET_EXPRESSIONS[expression], split=split, face_box=box,
+            entries.append(IndexRecord(
+                path=path, split=split, label=AFFECTNET_EXPRESSIONS[expression], face_box=box,
                 valence=valence if annotated else None, arousal=arousal if annotated else None,
             ))
     if skipped and not entries:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from kerascv_emotion.data.index import DEFAULT_SPLIT_OPTIONS, DatasetIndex, SplitOptions
-from kerascv_emotion.data.readers.common import folder_entries, make_index
+from kerascv_emotion.data.readers.common import make_index
+from kerascv_emotion.data.readers.folders import folder_entries
 from kerascv_emotion.errors import DataError
 
 SUBJECT_PATTERN = re.compile(r"^(S\d+)_", re.IGNORECASE)
@@ -36,11 +38,11 @@ def read_ckplus(root: str | Path, options: SplitOptions = DEFAULT_SPLIT_OPTIONS)
     already has split folders is kept, but must not put a subject in two splits.
     """
     root = Path(root)
-    entries, found = folder_entries(root)
-    splits_of: dict[str, set[str | None]] = defaultdict(set)
+    found_records, found = folder_entries(root)
+    entries = [replace(e, group=subject_id(e.path)) for e in found_records]
+    splits_of: dict[str, set[str]] = defaultdict(set)
     for e in entries:
-        e.group = subject_id(e.path)
-        splits_of[e.group].add(e.split)
+        splits_of[str(e.group)].add(e.split)
     leaking = sorted(g for g, s in splits_of.items() if len(s) > 1)
     if leaking:
         raise DataError(

@@ -1,5 +1,5 @@
 """Shared pieces of the dataset readers: class-name mapping, CSV rows with line numbers,
-and the step that turns reader entries into a :class:`DatasetIndex` (map, select, split)."""
+and the step that turns a reader's records into a :class:`DatasetIndex` (map, select, split)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import csv
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kerascv_emotion.data.folders import index_from_folders, natural_key
+from kerascv_emotion.data.files import natural_key
 from kerascv_emotion.data.index import DatasetIndex, IndexRecord, SplitOptions, assign_splits
 from kerascv_emotion.errors import ConfigError, DataError
 
@@ -33,23 +33,6 @@ CANONICAL_CLASS_MAP: dict[str, str] = {
     "sadness": "sad",
     "surprised": "surprise",
 }
-
-
-@dataclass
-class Entry:
-    """One image found by a reader, before class mapping and split carving.
-
-    ``split`` is ``None`` when the source does not say; ``label`` is the source's own
-    class name; ``face_box`` is ``(x, y, w, h)`` in pixels of the original image.
-    """
-
-    path: str
-    label: str
-    split: str | None = None
-    valence: float | None = None
-    arousal: float | None = None
-    face_box: tuple[int, int, int, int] | None = None
-    group: str | None = None
 
 
 def resolve_class_map(
@@ -99,7 +82,7 @@ def _select_names(present: Sequence[str], classes: Sequence[str] | None, source:
 
 def make_index(
     root: Path,
-    entries: list[Entry],
+    entries: Sequence[IndexRecord],
     *,
     source: Path,
     options: SplitOptions,
@@ -109,52 +92,34 @@ def make_index(
 ) -> DatasetIndex:
     """Map and select classes (by ``options``), carve missing splits, and build the index.
 
-    If no entry has a split, all are split by the ``options``' fractions; else
-    ``train`` must exist and a missing ``val``/``test`` is carved from ``train`` (0 skips).
-    Carving is stratified by class, or by ``group`` (whole groups) when ``by_group``.
+    ``entries`` are a reader's records with the source's own class names as labels, in
+    ``train`` when the source gives no split. ``train`` must exist; a missing ``val``/``test``
+    is carved from ``train`` by the ``options``' fractions (0 skips), stratified by class, or
+    by ``group`` (whole groups) when ``by_group``.
     """
     if not entries:
         raise DataError(f"no images found in {source}")
     mapping = resolve_class_map(sorted({e.label for e in entries}), options.class_map, canonical)
-    for e in entries:
-        e.label = mapping[e.label]
-    names = _select_names([e.label for e in entries], options.classes, source)
+    names = _select_names([mapping[e.label] for e in entries], options.classes, source)
     keep = set(names)
-    entries = [e for e in entries if e.label in keep]
+    records = [replace(e, label=mapping[e.label]) for e in entries if mapping[e.label] in keep]
 
-    present = {e.split for e in entries} - {None}
-    if present and "train" not in present:
+    present = {r.split for r in records}
+    if "train" not in present:
         raise DataError(f"{source} has splits {sorted(present)} but no train split")
     val_f = options.val_fraction if "val" not in present else 0.0
     test_f = options.test_fraction if "test" not in present else 0.0
-    pool = [e for e in entries if e.split in (None, "train")]
+    pool = [i for i, r in enumerate(records) if r.split == "train"]
     carved = assign_splits(
-        [e.label for e in pool], val_f, test_f, options.seed,
-        groups=[str(e.group) for e in pool] if by_group else None,
+        [records[i].label for i in pool], val_f, test_f, options.seed,
+        groups=[str(records[i].group) for i in pool] if by_group else None,
     )
-    for e, split in zip(pool, carved, strict=True):
-        e.split = split
+    for i, split in zip(pool, carved, strict=True):
+        records[i] = replace(records[i], split=split)
 
-    records = [
-        IndexRecord(path=e.path, split=e.split or "train", label=e.label, valence=e.valence,
-                    arousal=e.arousal, face_box=e.face_box, group=e.group)
-        for e in entries
-    ]
     index_meta = dict(meta or {})
     index_meta["class_map"] = {k: v for k, v in mapping.items() if k != v}
     return DatasetIndex(root.resolve(), names, records, index_meta)
-
-
-def folder_entries(root: Path) -> tuple[list[Entry], dict[str, Any]]:
-    """Entries of a class-folder layout (``ROOT/<split>/<class>/*`` or ``ROOT/<class>/*``,
-    scanned by :func:`index_from_folders`) and that reader's meta (layout, skipped files).
-
-    Splits are kept as the folders give them; in a flat layout they are ``None``.
-    """
-    found = index_from_folders(require_dir(root, "dataset root"), SplitOptions(val_fraction=0.0, test_fraction=0.0))
-    flat = found.meta["layout"] == "class"
-    entries = [Entry(path=r.path, label=r.label, split=None if flat else r.split) for r in found.records]
-    return entries, {"layout": found.meta["layout"], "skipped": found.meta["skipped"]}
 
 
 def require_file(path: Path, what: str) -> Path:

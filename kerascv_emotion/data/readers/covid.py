@@ -17,7 +17,8 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from kerascv_emotion.data.index import DEFAULT_SPLIT_OPTIONS, DatasetIndex, SplitOptions
-from kerascv_emotion.data.readers.common import folder_entries, make_index
+from kerascv_emotion.data.readers.common import make_index
+from kerascv_emotion.data.readers.folders import folder_entries
 
 MASK_DIR = "masks"
 

@@ -98,10 +98,17 @@ def duplicate_summary(groups: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def duplicate_meta(groups: list[dict[str, Any]], dropped: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """An index's ``meta["duplicates"]``: :func:`duplicate_summary`'s counts, ``policy`` (the
+    :data:`POLICY` applied, or None when the duplicates were kept) and ``dropped`` (the rows
+    :func:`drop_duplicates` removed; empty when kept)."""
+    return {**duplicate_summary(groups), "policy": None if dropped is None else POLICY, "dropped": dropped or []}
+
+
 def drop_duplicates(index: DatasetIndex, groups: list[dict[str, Any]]) -> tuple[DatasetIndex, list[dict[str, Any]]]:
     """Apply :data:`POLICY` to the groups of :func:`find_duplicates`.
 
-    Returns the new index (its ``meta["dedupe"]`` holds the policy and counts) and one
+    Returns the new index (its ``meta["duplicates"]`` is :func:`duplicate_meta`'s) and one
     dict per dropped row: ``path``, ``split``, ``label``, ``sha256``, ``kept_split``,
     ``conflicting_labels``.
     """
@@ -118,5 +125,5 @@ def drop_duplicates(index: DatasetIndex, groups: list[dict[str, Any]]) -> tuple[
                     "kept_split": kept, "conflicting_labels": g["conflicting_labels"],
                 })
     result = index.with_records(r for r in index.records if (r.path, r.split) not in drop)
-    result.meta["dedupe"] = {"policy": POLICY, **duplicate_summary(groups), "dropped": len(dropped)}
+    result.meta["duplicates"] = duplicate_meta(groups, dropped)
     return result, dropped

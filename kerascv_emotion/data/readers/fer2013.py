@@ -20,15 +20,11 @@ from kerascv_emotion.data.index import (
     DEFAULT_SPLIT_OPTIONS,
     SPLIT_ALIASES,
     DatasetIndex,
+    IndexRecord,
     SplitOptions,
 )
-from kerascv_emotion.data.readers.common import (
-    Entry,
-    csv_rows,
-    folder_entries,
-    make_index,
-    require_file,
-)
+from kerascv_emotion.data.readers.common import csv_rows, make_index, require_file
+from kerascv_emotion.data.readers.folders import folder_entries
 from kerascv_emotion.errors import DataError
 from kerascv_emotion.io import atomic_path
 
@@ -66,7 +62,7 @@ def read_fer2013_csv(
     """
     csv_path = require_file(Path(csv_path), "FER2013 CSV")
     images_dir = Path(images_dir)
-    entries: list[Entry] = []
+    entries: list[IndexRecord] = []
     pixels: dict[str, np.ndarray] = {}
     has_usage = True
     for line, row in csv_rows(csv_path, ("emotion", "pixels")):
@@ -93,7 +89,7 @@ def read_fer2013_csv(
             raise DataError(f"{csv_path}, line {line}: {exc}") from None
         name = FER2013_EMOTIONS[emotion]
         rel = f"{split}/{name}/{line:06d}.png" if split else f"{name}/{line:06d}.png"
-        entries.append(Entry(path=rel, label=name, split=split))
+        entries.append(IndexRecord(path=rel, split=split or "train", label=name))
         pixels[rel] = face
 
     index = make_index(
