@@ -21,7 +21,7 @@ from kerascv_emotion import __version__
 from kerascv_emotion.data.images import MAX_IMAGE_SIDE, MAX_PIXELS_OPTION
 from kerascv_emotion.data.index import SPLITS
 from kerascv_emotion.errors import ConfigError, KerasCVEmotionError
-from kerascv_emotion.evaluation import TTA_MODES
+from kerascv_emotion.inference import TTA_MODES
 from kerascv_emotion.settings import LR_SCHEDULES, OPTIMIZERS, TRAIN_DEFAULTS, TUNE_DEFAULTS
 from kerascv_emotion.tasks import TASKS
 
