@@ -36,7 +36,6 @@ import numpy as np
 from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.inference import predict_batches, to_input
 from kerascv_emotion.io import atomic_path, write_json
-from kerascv_emotion.runs import read_config
 from kerascv_emotion.temperature import load_run_model
 
 FORMATS = {"litert": "model.tflite", "onnx": "model.onnx", "saved_model": "model"}
@@ -221,8 +220,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, quantize: str | None = None
     The file includes the run's temperature (``temperature`` in ``export.json``, ``null``
     for none) unless ``calibrate`` is off (:mod:`kerascv_emotion.temperature`)."""
     _check(fmt, quantize)
-    config = read_config(run_dir)
-    model, temperature = load_run_model(run_dir, calibrate)
+    config, model, temperature = load_run_model(run_dir, calibrate)
     out_dir = Path(out_dir) if out_dir is not None else export_dir(run_dir, fmt, quantize)
     target = out_dir / FORMATS[fmt]
     images, targets = _images(config, "val")

@@ -311,7 +311,7 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], det
     check_face_options(detect_faces, detector, align)
     max_pixels = max_pixels or config.get("max_pixels")
     files, skipped = collect_inputs(inputs)
-    model, _ = load_run_model(run_dir, calibrate)
+    _, model, _ = load_run_model(run_dir, calibrate)
     return predict_frames(model, config, read_frames(files, max_pixels, every), len(files),
                           detect_faces, margin, detector, align, batch_size, skipped, progress,
                           times=any(map(is_video, files)), source=str(Path(run_dir) / MODEL))

@@ -18,7 +18,7 @@ import numpy as np
 from kerascv_emotion.errors import DataError
 from kerascv_emotion.inference import predict_batches
 from kerascv_emotion.io import read_json, write_json
-from kerascv_emotion.runs import CALIBRATION, MODEL, load_model, read_config
+from kerascv_emotion.runs import CALIBRATION, MODEL, load_model, load_run, read_config
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,10 @@ def calibrated_model(model: Any, temperature: float | None) -> Any:
     return keras.Model(inputs, outputs, name=f"{model.name}_calibrated")
 
 
-def load_run_model(run_dir: str | os.PathLike, calibrate: bool = True) -> tuple[Any, float | None]:
-    """``RUN/model.keras`` with the run's temperature applied (:func:`calibrated_model`) and the
-    temperature (``None``: none applied)."""
+def load_run_model(run_dir: str | os.PathLike, calibrate: bool = True) -> tuple[dict[str, Any], Any, float | None]:
+    """The run's ``config.json`` and ``model.keras`` (:func:`~kerascv_emotion.runs.load_run`), the
+    model with the run's temperature applied (:func:`calibrated_model`), and the temperature
+    (``None``: none applied)."""
+    config, model = load_run(run_dir)
     temperature = run_temperature(run_dir, calibrate)
-    return calibrated_model(load_model(Path(run_dir) / MODEL), temperature), temperature
+    return config, calibrated_model(model, temperature), temperature
