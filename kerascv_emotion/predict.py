@@ -9,8 +9,8 @@ its rows carry the frame's time in ``time_s`` (a column only when a video is amo
 Images are decoded and resized exactly as training decodes them
 (:func:`~kerascv_emotion.data.images.open_image` then
 :func:`~kerascv_emotion.data.images.prepare_image`, at the run's ``image_size`` and
-``channels``, scaled to 0..1 by :func:`~kerascv_emotion.inference.to_input`); files that cannot be decoded are skipped and listed, as
-training's ``on_bad_image="skip"`` does.
+``channels``, scaled to 0..1 by :func:`~kerascv_emotion.inference.to_input`); files that
+cannot be decoded are skipped and listed, as training's ``on_bad_image="skip"`` does.
 
 CSV columns: ``path`` (as found), ``face`` (0, 1, ... within the image, left to right),
 ``face_x, face_y, face_w, face_h`` (the box classified, pixels of the upright image; the
