@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from kerascv_emotion.version import __version__
 
 _API: dict[str, str] = {
     # settings, training and the runs made from runs

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import platform
 import sys
 import tempfile
 import time
@@ -62,6 +63,30 @@ def device_record() -> dict[str, Any]:
 
     return {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "gpus": [gpu.name for gpu in tf.config.list_physical_devices("GPU")]}
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and of every library that shapes a result, for a run's ``config.json``."""
+    import albumentations
+    import keras
+    import matplotlib
+    import numpy as np
+    import sklearn
+    import tensorflow as tf
+
+    from kerascv_emotion.version import __version__
+
+    return {
+        "kerascv_emotion": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "numpy": np.__version__,
+        "albumentations": albumentations.__version__,
+        "scikit-learn": sklearn.__version__,
+        "matplotlib": matplotlib.__version__,
+    }
 
 
 def import_tensorflow(verbose: bool = False) -> None:

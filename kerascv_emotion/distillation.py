@@ -118,7 +118,7 @@ def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int 
         shape = (size, size, student_settings.channels)
         student = build_model(student_settings.arch, input_shape=shape, num_classes=len(data.output_names),
                               head=student_settings.task, **student_settings.arch_kwargs)
-        teacher = teacher_for(training.load_model(teacher_dir / runs.MODEL), shape)
+        teacher = teacher_for(runs.load_model(teacher_dir / runs.MODEL), shape)
         model = ProbabilityDistiller(teacher, student, settings.temperature, settings.alpha)
         rate = student_settings.learning_rate
         training.compile_model(model, student_settings,

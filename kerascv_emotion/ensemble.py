@@ -96,13 +96,13 @@ def ensemble(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
     equal) into the run folder ``out_dir``; returns it. Index, cache and image settings are
     the first member's (``evaluate --index`` takes another). The members' raw probabilities are
     averaged; a classification ensemble then gets its own temperature (``calibration.json``)."""
-    from kerascv_emotion.training import library_versions, load_model
+    from kerascv_emotion.devices import library_versions
 
     paths = [Path(p).resolve() for p in run_dirs]
     configs = member_configs(paths)
     weights = normalised_weights(weights, len(paths))
     names = [f"member{i}_{config.get('arch', 'model').replace(':', '_')}" for i, config in enumerate(configs)]
-    model = build_ensemble([load_model(path / runs.MODEL) for path in paths], weights, names)
+    model = build_ensemble([runs.load_model(path / runs.MODEL) for path in paths], weights, names)
     _, size, _, channels = model.input_shape
     first = configs[0]
     config = {

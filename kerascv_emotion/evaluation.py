@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from kerascv_emotion.errors import ConfigError, DataError
+from kerascv_emotion.inference import predict_batches, to_input
 from kerascv_emotion.io import atomic_path, write_json
-from kerascv_emotion.runs import MODEL, eval_dir, read_config
-from kerascv_emotion.training import load_model
+from kerascv_emotion.runs import MODEL, eval_dir, load_model, read_config
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def measure_inference(model: Any, images: np.ndarray, batch_size: int = 32, repe
     """
     import tensorflow as tf
 
-    batch = np.asarray(images[:batch_size], dtype=np.float32) / 255.0
+    batch = to_input(images[:batch_size])
     if len(batch) == 0:
         return {"ms_per_image": None, "batch_size": 0, "device": "none"}
     model.predict_on_batch(batch)
@@ -39,58 +39,6 @@ def measure_inference(model: Any, images: np.ndarray, batch_size: int = 32, repe
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     return {"ms_per_image": 1000.0 * float(np.median(times)) / len(batch), "batch_size": int(len(batch)),
             "device": device}
-
-
-TTA_MODES = ("none", "hflip", "crops")
-TTA_CROP_FRACTION = 0.875  # side of each of tta="crops"' five crops, as a fraction of the image's
-
-
-def tta_views(x: np.ndarray, tta: str) -> list[np.ndarray]:
-    """The views of a batch ``x`` (float32 ``(B, H, W, C)``) whose outputs ``tta`` averages,
-    each of ``x``'s shape: ``none`` ``[x]``; ``hflip`` ``x`` and its mirror; ``crops`` the four
-    corner crops and the centre crop (side :data:`TTA_CROP_FRACTION`) resized back to
-    ``(H, W)`` bilinearly, and their mirrors (ten views)."""
-    if tta not in TTA_MODES:
-        raise DataError(f"tta={tta!r} is not one of {list(TTA_MODES)}")
-    if tta == "none":
-        return [x]
-    if tta == "hflip":
-        return [x, x[:, :, ::-1]]
-    import keras
-
-    height, width = x.shape[1:3]
-    ch, cw = max(1, round(height * TTA_CROP_FRACTION)), max(1, round(width * TTA_CROP_FRACTION))
-    corners = [(0, 0), (0, width - cw), (height - ch, 0), (height - ch, width - cw),
-               ((height - ch) // 2, (width - cw) // 2)]
-    crops = [np.asarray(keras.ops.image.resize(x[:, top:top + ch, left:left + cw], (height, width),
-                                               interpolation="bilinear"), dtype=np.float32)
-             for top, left in corners]
-    return crops + [crop[:, :, ::-1] for crop in crops]
-
-
-def check_finite(outputs: np.ndarray, model_file: str | os.PathLike) -> np.ndarray:
-    """``outputs`` ``(N, K)`` unchanged, or a one-line :class:`DataError` naming ``model_file``
-    when any is NaN or infinite (a model saved from a diverged training)."""
-    bad = ~np.isfinite(outputs).all(axis=tuple(range(1, outputs.ndim)))
-    if bad.any():
-        raise DataError(f"{model_file} gives NaN or infinite outputs for {int(bad.sum())} of {len(outputs)} "
-                        "images: the model is broken (diverged); train it again with a lower learning rate")
-    return outputs
-
-
-def predict_outputs(model: Any, batches: Any, tta: str = "none") -> np.ndarray:
-    """Model outputs ``(N, K)`` (float64) for every batch of ``batches`` (a PyDataset of
-    ``(x, ...)``, ``x`` float32 ``(B, H, W, C)``), in order; with ``tta`` the mean of the
-    outputs of each image's views (:func:`tta_views`).
-    """
-    if tta not in TTA_MODES:
-        raise DataError(f"tta={tta!r} is not one of {list(TTA_MODES)}")
-    parts = []
-    for i in range(len(batches)):
-        views = tta_views(np.asarray(batches[i][0]), tta)
-        outputs = [np.asarray(model.predict_on_batch(view), dtype=np.float64) for view in views]
-        parts.append(np.mean(outputs, axis=0))
-    return np.concatenate(parts)
 
 
 def scaled(outputs: np.ndarray, temperature: float | None) -> np.ndarray:
@@ -134,7 +82,8 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     run's by name, see :func:`~kerascv_emotion.data.readers.folders.labelled_test_index`), evaluated
     as split ``test`` into :func:`eval_dir`; classes it lacks are noted. ``bootstrap`` is the
     number of bootstrap resamples for confidence intervals (0 to skip). ``tta`` ("hflip", "crops")
-    averages each image's outputs with its mirror's (:func:`predict_outputs`); the metrics are
+    averages each image's outputs with those of its views
+    (:func:`~kerascv_emotion.inference.predict_batches`); the metrics are
     then those of the averaged outputs, and ``without_tta`` holds the plain pass's headline
     figures beside them. ``on_bad_image`` and ``max_pixels`` default to the run's own settings.
     ``refresh_cache`` decodes every image again instead of reusing the image cache.
@@ -146,7 +95,6 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     """
     from kerascv_emotion.data.cache import cache_dir_for, load_split
     from kerascv_emotion.data.index import read_index
-    from kerascv_emotion.data.loader import ImageBatches
     from kerascv_emotion.data.readers.folders import labelled_test_index
     from kerascv_emotion.explain import write_gallery
     from kerascv_emotion.metrics import (
@@ -183,9 +131,12 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
                         on_bad_image=on_bad_image or config.get("on_bad_image", "skip"),
                         max_pixels=max_pixels or config.get("max_pixels"), refresh=refresh_cache)
     model = load_model(run_dir / MODEL)
-    batches = ImageBatches(cached, batch_size=batch_size, task=task, augment=None, shuffle=False)
-    outputs = check_finite(predict_outputs(model, batches, tta), run_dir / MODEL)
-    plain = predict_outputs(model, batches) if tta != "none" else None
+    if len(cached) == 0:
+        raise DataError(f"split {split!r} of {index_path} has no images to predict")
+    if task == "regression" and cached.valence_arousal is None:
+        raise DataError(f"index {index_path} has no valence/arousal; cannot evaluate regression run {run_dir}")
+    outputs = predict_batches(model, cached.images, batch_size, tta, source=run_dir / MODEL)
+    plain = predict_batches(model, cached.images, batch_size) if tta != "none" else None
     out_dir = eval_dir(run_dir, split, data)
     arrays: dict[str, Any] = {"paths": np.array(cached.paths, dtype=str)}
     groups = split_groups(index, split, cached.paths)
@@ -207,8 +158,6 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
         arrays.update(y_true=y_true, y_prob=outputs, class_names=np.array(index.class_names, dtype=str))
         write_gallery(out_dir / "gallery.npz", model, cached.images, y_true, outputs)
     else:
-        if cached.valence_arousal is None:
-            raise DataError(f"index {index_path} has no valence/arousal; cannot evaluate regression run {run_dir}")
         y_true = np.asarray(cached.valence_arousal, dtype=np.float64)
         metrics = regression_metrics(y_true, outputs)
         if bootstrap:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,10 +83,7 @@ class GradCam:
     @classmethod
     def for_run(cls, run_dir: str | os.PathLike, layer: str | None = None) -> GradCam:
         """Grad-CAM of ``RUN/model.keras`` (a classification run)."""
-        from pathlib import Path
-
-        from kerascv_emotion.runs import MODEL, read_config
-        from kerascv_emotion.training import load_model
+        from kerascv_emotion.runs import MODEL, load_model, read_config
 
         config = read_config(run_dir)
         if config.get("task", "classification") != "classification":
@@ -99,10 +97,10 @@ class GradCam:
         and the class ids used ``(N,)``."""
         import tensorflow as tf
 
-        x = np.asarray(images, dtype=np.float32)
-        if np.asarray(images).dtype == np.uint8:
-            x = x / np.float32(255.0)
-        x = tf.convert_to_tensor(x)
+        from kerascv_emotion.inference import to_input
+
+        uint8 = np.asarray(images).dtype == np.uint8
+        x = tf.convert_to_tensor(to_input(images) if uint8 else np.asarray(images, dtype=np.float32))
         with tf.GradientTape() as tape:
             tape.watch(x)  # records every op, frozen layers' included
             features, pooled = self._model(x, training=False)

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from kerascv_emotion.errors import ConfigError
+from kerascv_emotion.inference import predict_batches, to_input
 from kerascv_emotion.io import atomic_path, write_json
-from kerascv_emotion.runs import read_config
 from kerascv_emotion.temperature import load_run_model
 
 FORMATS = {"litert": "model.tflite", "onnx": "model.onnx", "saved_model": "model"}
@@ -88,11 +88,6 @@ def _rmse(outputs: np.ndarray, targets: np.ndarray) -> float:
     return float(np.sqrt(np.mean((outputs - targets) ** 2)))
 
 
-def _scaled(images: np.ndarray) -> Iterator[np.ndarray]:
-    for start in range(0, len(images), BATCH):
-        yield np.asarray(images[start:start + BATCH], dtype=np.float32) / np.float32(255.0)
-
-
 def _litert_options(quantize: str | None, config: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Converter settings for ``model.export(format="litert", **options)`` and the number of
     calibration images (0 unless int8)."""
@@ -109,7 +104,7 @@ def _litert_options(quantize: str | None, config: dict[str, Any]) -> tuple[dict[
 
     def representative() -> Iterator[list[np.ndarray]]:
         for i in np.sort(pick):
-            yield [np.asarray(images[i:i + 1], dtype=np.float32) / np.float32(255.0)]
+            yield [to_input(images[i:i + 1])]
 
     options["representative_dataset"] = representative
     return options, len(pick)
@@ -225,17 +220,16 @@ def export_run(run_dir: str | os.PathLike, fmt: str, quantize: str | None = None
     The file includes the run's temperature (``temperature`` in ``export.json``, ``null``
     for none) unless ``calibrate`` is off (:mod:`kerascv_emotion.temperature`)."""
     _check(fmt, quantize)
-    config = read_config(run_dir)
-    model, temperature = load_run_model(run_dir, calibrate)
+    config, model, temperature = load_run_model(run_dir, calibrate)
     out_dir = Path(out_dir) if out_dir is not None else export_dir(run_dir, fmt, quantize)
     target = out_dir / FORMATS[fmt]
     images, targets = _images(config, "val")
     # before the export: the ONNX exporter refuses a model that has never been called
-    expected = np.concatenate([np.asarray(model.predict_on_batch(x), dtype=np.float64) for x in _scaled(images)])
+    expected = predict_batches(model, images, BATCH)
     options, n_calibration = _litert_options(quantize, config) if fmt == "litert" else ({}, 0)
     _write(model, target, fmt, options)
     run, runtime = _RUNNERS[fmt](target)
-    got = np.concatenate([np.asarray(run(x), dtype=np.float64) for x in _scaled(images)])
+    got = predict_batches(run, images, BATCH)
     diff = np.abs(got - expected)
     report: dict[str, Any] = {
         "format": fmt, "quantize": quantize, "file": target.name, "size_bytes": _size(target),
@@ -263,6 +257,6 @@ def export_run(run_dir: str | os.PathLike, fmt: str, quantize: str | None = None
     if n_calibration:
         report["calibration"] = {"split": "train", "images": n_calibration}
     if len(images):
-        report["latency"] = _latency(target, fmt, np.asarray(images[0], dtype=np.float32) / np.float32(255.0))
+        report["latency"] = _latency(target, fmt, to_input(images[0]))
     write_json(out_dir / "export.json", report)
     return report

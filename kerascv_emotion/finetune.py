@@ -15,7 +15,6 @@ from kerascv_emotion.training import (
     finish_run,
     fit_phase,
     load_data,
-    load_model,
     make_optimizer,
     resolved,
     seed_everything,
@@ -95,7 +94,7 @@ def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2, r
     source = Path(settings.model).resolve()
     base_config = runs.read_config(source) if source.is_dir() else {}
     model_file = source / runs.MODEL if source.is_dir() else source
-    model = load_model(model_file)
+    model = runs.load_model(model_file)
     _, height, _, channels = model.input_shape
     old_task = _saved_task(model, base_config)
     train_settings = resolved(settings.phase_settings(

@@ -9,8 +9,8 @@ its rows carry the frame's time in ``time_s`` (a column only when a video is amo
 Images are decoded and resized exactly as training decodes them
 (:func:`~kerascv_emotion.data.images.open_image` then
 :func:`~kerascv_emotion.data.images.prepare_image`, at the run's ``image_size`` and
-``channels``, scaled to 0..1); files that cannot be decoded are skipped and listed, as
-training's ``on_bad_image="skip"`` does.
+``channels``, scaled to 0..1 by :func:`~kerascv_emotion.inference.to_input`); files that
+cannot be decoded are skipped and listed, as training's ``on_bad_image="skip"`` does.
 
 CSV columns: ``path`` (as found), ``face`` (0, 1, ... within the image, left to right),
 ``face_x, face_y, face_w, face_h`` (the box classified, pixels of the upright image; the
@@ -36,8 +36,8 @@ from PIL import Image
 
 from kerascv_emotion.data.files import IMAGE_EXTENSIONS, is_utf8, natural_key, walk_files
 from kerascv_emotion.errors import BadImageError, ConfigError, DataError
-from kerascv_emotion.evaluation import check_finite
 from kerascv_emotion.face_detection import DEFAULT_DETECTOR, DEFAULT_MARGIN, LANDMARK_NAMES, Face
+from kerascv_emotion.inference import predict_batches
 from kerascv_emotion.io import atomic_open, atomic_path
 from kerascv_emotion.runs import MODEL, read_config
 from kerascv_emotion.temperature import load_run_model
@@ -171,14 +171,6 @@ def row_label(row: dict[str, Any], task: str) -> str:
     return f"v {row['valence']:+.2f} a {row['arousal']:+.2f}"
 
 
-def model_outputs(model: Any, crops: Sequence[np.ndarray], source: str = "the model") -> np.ndarray:
-    """The model's outputs ``(N, K)`` (float64) for uint8 crops ``(H, W, C)``, one batch,
-    scaled to 0..1 as in training; a one-line DataError naming ``source`` (the model file)
-    when any output is not finite."""
-    x = np.stack(crops).astype(np.float32) / np.float32(255.0)
-    return check_finite(np.asarray(model.predict_on_batch(x), dtype=np.float64), source)
-
-
 def check_face_options(detect_faces: bool, detector: str, align: bool) -> None:
     """ConfigError for options that cannot go together (``align`` needs yunet's landmarks)."""
     if align and not (detect_faces and detector == "yunet"):
@@ -216,7 +208,7 @@ def predict_frames(model: Any, config: dict[str, Any], frames: Iterable[Frame], 
     def flush() -> None:
         if not batch:
             return
-        outputs = model_outputs(model, batch, source)
+        outputs = predict_batches(model, batch, len(batch), source=source)  # one call, faces of a file together
         result.rows.extend(_row(p, t, f, b, out, task, names, landmarks, times)
                            for (p, t, f, b), out in zip(where, outputs, strict=True))
         batch.clear()
@@ -313,7 +305,7 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], det
     check_face_options(detect_faces, detector, align)
     max_pixels = max_pixels or config.get("max_pixels")
     files, skipped = collect_inputs(inputs)
-    model, _ = load_run_model(run_dir, calibrate)
+    _, model, _ = load_run_model(run_dir, calibrate)
     return predict_frames(model, config, read_frames(files, max_pixels, every), len(files),
                           detect_faces, margin, detector, align, batch_size, skipped, progress,
                           times=any(map(is_video, files)), source=str(Path(run_dir) / MODEL))

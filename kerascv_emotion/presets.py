@@ -131,7 +131,7 @@ def make_card(run_dir: str | os.PathLike, name: str, data_licence: str, train_co
 def _save_for_inference(source: Path, target: Path) -> None:
     """Save the model of ``source`` without its optimizer state (a third of the file for
     Adam), as the ``.keras`` file ``target``."""
-    from kerascv_emotion.training import load_model
+    from kerascv_emotion.runs import load_model
 
     load_model(source, compile=False).save(target)
 

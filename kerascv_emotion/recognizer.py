@@ -25,7 +25,7 @@ from kerascv_emotion.errors import BadImageError, ConfigError
 from kerascv_emotion.face_detection import DEFAULT_DETECTOR, DEFAULT_MARGIN
 from kerascv_emotion.predict import DEFAULT_EVERY
 from kerascv_emotion.presets import CARD, DEFAULT_PRESET, preset_detects_faces, preset_dir
-from kerascv_emotion.runs import MODEL, read_config
+from kerascv_emotion.runs import MODEL
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,7 @@ class EmotionRecognizer:
         if detect_faces is None:
             detect_faces = preset_detects_faces(self.folder) if (self.folder / CARD).is_file() else True
         check_face_options(detect_faces, detector, align)
-        self.config = read_config(self.folder)
-        self.model, self.temperature = load_run_model(self.folder, calibrate)
+        self.config, self.model, self.temperature = load_run_model(self.folder, calibrate)
         self.options: dict[str, Any] = {"detect_faces": detect_faces, "detector": detector, "margin": margin,
                                         "align": align, "batch_size": batch_size,
                                         "source": str(self.folder / MODEL)}

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import logging
 import shutil
-import zipfile
 from pathlib import Path
 from typing import Any
 
-from kerascv_emotion.runs import best_of, phase_history
+from kerascv_emotion.runs import best_of, keras_file_readable, phase_history
 from kerascv_emotion.tasks import monitor_mode
 
 log = logging.getLogger(__name__)
@@ -33,15 +32,6 @@ def _h5_readable(path: Path) -> bool:
     except Exception:  # noqa: BLE001 - any failure means "unusable"
         return False
     return True
-
-
-def keras_file_readable(path: Path) -> bool:
-    """Whether ``path`` is a complete ``.keras`` zip archive."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.testzip() is None
-    except (OSError, zipfile.BadZipFile):
-        return False
 
 
 def backup_epochs(weights: Path) -> int | None:

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import socket
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,41 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not is_finished_run(run_dir):
         raise DataError(f"{run_dir} is not a finished run (no config.json/model.keras); run `kerascv-emotion train` first")
     return read_json(run_dir / CONFIG)
+
+
+def keras_file_readable(path: Path) -> bool:
+    """Whether ``path`` is a complete ``.keras`` zip archive."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
+    """Load a ``.keras`` file saved by this library (Keras imported here, the custom objects
+    registered); ``compile=False`` leaves out the loss and the optimizer state. A missing,
+    corrupt or unloadable file is a one-line :class:`DataError` naming it."""
+    import keras
+
+    import kerascv_emotion.models  # noqa: F401  (registers custom objects)
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"model file {path} does not exist")
+    if not keras_file_readable(path):
+        raise DataError(f"model file {path} is corrupt or not a Keras file (not a readable .keras zip archive)")
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as exc:  # noqa: BLE001 - a corrupt file can fail in many ways
+        raise DataError(f"cannot load model {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+
+
+def load_run(run_dir: str | os.PathLike, compile: bool = True) -> tuple[dict[str, Any], Any]:
+    """``config.json`` (:func:`read_config`) and ``model.keras`` (:func:`load_model`) of a
+    finished run or a preset."""
+    config = read_config(run_dir)
+    return config, load_model(Path(run_dir) / MODEL, compile)
 
 
 def _lock(run_dir: Path) -> int:

@@ -16,18 +16,19 @@ from typing import Any
 import numpy as np
 
 from kerascv_emotion.errors import DataError
+from kerascv_emotion.inference import predict_batches
 from kerascv_emotion.io import read_json, write_json
-from kerascv_emotion.runs import CALIBRATION, MODEL
+from kerascv_emotion.runs import CALIBRATION, MODEL, load_model, load_run, read_config
 
 log = logging.getLogger(__name__)
 
 
-def fit_run_temperature(run_dir: str | os.PathLike, val_batches: Any) -> dict[str, Any]:
-    """Fit ``T`` for ``RUN/model.keras`` on ``val_batches`` (the run's unshuffled, unaugmented
-    validation :class:`~kerascv_emotion.data.loader.ImageBatches`) and write ``RUN/calibration.json``:
+def fit_run_temperature(run_dir: str | os.PathLike, val: Any, batch_size: int = 64) -> dict[str, Any]:
+    """Fit ``T`` for ``RUN/model.keras`` on ``val`` (the run's validation
+    :class:`~kerascv_emotion.data.cache.CachedSplit`, predicted ``batch_size`` images per call)
+    and write ``RUN/calibration.json``:
     ``{"temperature", "split": "val", "images", "n_bins", "raw": {"nll", "ece"},
     "calibrated": {"nll", "ece"}}``; returns it."""
-    from kerascv_emotion.evaluation import predict_outputs
     from kerascv_emotion.metrics import (
         DEFAULT_BINS,
         apply_temperature,
@@ -35,11 +36,10 @@ def fit_run_temperature(run_dir: str | os.PathLike, val_batches: Any) -> dict[st
         fit_temperature,
         negative_log_likelihood,
     )
-    from kerascv_emotion.training import load_model
 
     run_dir = Path(run_dir)
-    y = np.asarray(val_batches.cached.label_ids)
-    raw = predict_outputs(load_model(run_dir / MODEL), val_batches)
+    y = np.asarray(val.label_ids)
+    raw = predict_batches(load_model(run_dir / MODEL), val.images, batch_size)
     temperature = fit_temperature(y, raw)
     scaled = apply_temperature(raw, temperature)
     record = {"temperature": temperature, "split": "val", "images": int(len(y)), "n_bins": DEFAULT_BINS,
@@ -56,8 +56,6 @@ def calibrate_run(run_dir: str | os.PathLike, batch_size: int = 64) -> dict[str,
     trained before calibration existed, or to refit); returns ``calibration.json``'s content."""
     from kerascv_emotion.data.cache import cache_dir_for, load_split
     from kerascv_emotion.data.index import read_index
-    from kerascv_emotion.data.loader import ImageBatches
-    from kerascv_emotion.runs import read_config
 
     config = read_config(run_dir)
     if config.get("task", "classification") != "classification":
@@ -66,7 +64,7 @@ def calibrate_run(run_dir: str | os.PathLike, batch_size: int = 64) -> dict[str,
     val = load_split(read_index(index_path), "val", int(config["image_size"]), int(config["channels"]),
                      cache_dir=cache_dir_for(config.get("cache_dir"), index_path),
                      on_bad_image=config.get("on_bad_image", "skip"), max_pixels=config.get("max_pixels"))
-    return fit_run_temperature(run_dir, ImageBatches(val, batch_size=batch_size, augment=None, shuffle=False))
+    return fit_run_temperature(run_dir, val, batch_size)
 
 
 def run_temperature(run_dir: str | os.PathLike, calibrate: bool = True) -> float | None:
@@ -100,10 +98,10 @@ def calibrated_model(model: Any, temperature: float | None) -> Any:
     return keras.Model(inputs, outputs, name=f"{model.name}_calibrated")
 
 
-def load_run_model(run_dir: str | os.PathLike, calibrate: bool = True) -> tuple[Any, float | None]:
-    """``RUN/model.keras`` with the run's temperature applied (:func:`calibrated_model`) and the
-    temperature (``None``: none applied)."""
-    from kerascv_emotion.training import load_model
-
+def load_run_model(run_dir: str | os.PathLike, calibrate: bool = True) -> tuple[dict[str, Any], Any, float | None]:
+    """The run's ``config.json`` and ``model.keras`` (:func:`~kerascv_emotion.runs.load_run`), the
+    model with the run's temperature applied (:func:`calibrated_model`), and the temperature
+    (``None``: none applied)."""
+    config, model = load_run(run_dir)
     temperature = run_temperature(run_dir, calibrate)
-    return calibrated_model(load_model(Path(run_dir) / MODEL), temperature), temperature
+    return config, calibrated_model(model, temperature), temperature

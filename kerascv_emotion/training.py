@@ -13,8 +13,6 @@ import dataclasses
 import hashlib
 import logging
 import os
-import platform
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +22,10 @@ import numpy as np
 
 from kerascv_emotion import runs
 from kerascv_emotion.data.index import DatasetIndex, read_index
-from kerascv_emotion.devices import device_record
+from kerascv_emotion.devices import device_record, library_versions
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.io import read_json, write_json
-from kerascv_emotion.resume import keras_file_readable, repair_backup, resume_threshold
+from kerascv_emotion.resume import repair_backup, resume_threshold
 from kerascv_emotion.settings import TrainSettings
 from kerascv_emotion.tasks import REGRESSION_NAMES, default_monitor, monitor_mode
 
@@ -55,29 +53,6 @@ def check_monitor(settings: TrainSettings, output_names: Sequence[str]) -> None:
         shown = [n for n in names if "/" not in n]
         raise ConfigError(f"monitor={settings.monitor!r} is not a metric of a {settings.task} run; "
                           f"use one of {', '.join(shown)} or a per-class one such as {names[-1]!r}")
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of Python and of every library that shapes a result."""
-    import albumentations
-    import keras
-    import matplotlib
-    import sklearn
-    import tensorflow as tf
-
-    from kerascv_emotion import __version__
-
-    return {
-        "kerascv_emotion": __version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "keras": keras.__version__,
-        "tensorflow": tf.__version__,
-        "numpy": np.__version__,
-        "albumentations": albumentations.__version__,
-        "scikit-learn": sklearn.__version__,
-        "matplotlib": matplotlib.__version__,
-    }
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -388,7 +363,7 @@ def finish_run(run_dir: Path, work: Path, checkpoint: Path | None, phase_names: 
     if settings.task == "classification":
         from kerascv_emotion.temperature import fit_run_temperature
 
-        fit_run_temperature(run_dir, data.val)
+        fit_run_temperature(run_dir, data.val.cached, data.val.batch_size)
 
 
 def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2, restart: bool = False,
@@ -422,21 +397,3 @@ def train(settings: TrainSettings, out_dir: str | os.PathLike, verbose: int = 2,
                    phases=[{"name": "train", "first_epoch": 0, "epochs": settings.epochs,
                             "learning_rate": settings.learning_rate}])
     return run_dir
-
-
-def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
-    """Load a ``.keras`` file saved by this library (custom objects registered on import);
-    ``compile=False`` leaves out the loss and the optimizer state."""
-    import keras
-
-    import kerascv_emotion.models  # noqa: F401  (registers custom objects)
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"model file {path} does not exist")
-    if not keras_file_readable(path):
-        raise DataError(f"model file {path} is corrupt or not a Keras file (not a readable .keras zip archive)")
-    try:
-        return keras.saving.load_model(path, compile=compile)
-    except Exception as exc:  # noqa: BLE001 - a corrupt file can fail in many ways
-        raise DataError(f"cannot load model {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None

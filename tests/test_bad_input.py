@@ -435,7 +435,7 @@ def test_atomic_writes_respect_the_umask(tmp_path: Path) -> None:
 
 
 def test_corrupt_keras_file_is_named(tmp_path: Path) -> None:
-    from kerascv_emotion.training import load_model
+    from kerascv_emotion.runs import load_model
 
     path = tmp_path / "model.keras"
     path.write_bytes(b"\x00" * 100)

@@ -128,8 +128,9 @@ def test_paper_vgg_inference_matches_training_mode(tmp_path: Path) -> None:
     from kerascv_emotion.data.cache import load_split
     from kerascv_emotion.data.index import read_index
     from kerascv_emotion.data.synthetic import generate_xrays
+    from kerascv_emotion.runs import load_model
     from kerascv_emotion.settings import TrainSettings
-    from kerascv_emotion.training import load_model, train
+    from kerascv_emotion.training import train
 
     data = tmp_path / "xrays"
     generate_xrays(data, per_class=50, size=96, seed=0, val_fraction=0.3, test_fraction=0.0)

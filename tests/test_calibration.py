@@ -30,7 +30,7 @@ def _split(run: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _raw(run: Path, x: np.ndarray) -> np.ndarray:
-    from kerascv_emotion.training import load_model
+    from kerascv_emotion.runs import load_model
 
     return np.asarray(load_model(run / "model.keras").predict_on_batch(x), dtype=np.float64)
 
@@ -45,7 +45,7 @@ def test_training_fits_a_temperature(tiny_run: Path) -> None:
 def test_temperature_fixes_an_overconfident_model(tiny_run: Path, tmp_path: Path) -> None:
     """The last layer's weights times 20: the same arg-max, far sharper probabilities; the
     temperature `calibrate` fits softens them and lowers the validation NLL."""
-    from kerascv_emotion.training import load_model
+    from kerascv_emotion.runs import load_model
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)

@@ -41,7 +41,7 @@ def ensemble_run(tiny_run: Path, grey_run: Path, tmp_path_factory: pytest.TempPa
 
 
 def _probabilities(run: Path, images: np.ndarray) -> np.ndarray:
-    from kerascv_emotion.training import load_model
+    from kerascv_emotion.runs import load_model
 
     return np.asarray(load_model(run / "model.keras").predict_on_batch(images), dtype=np.float64)
 
@@ -148,8 +148,9 @@ def test_one_epoch_of_distillation_lowers_the_soft_target_loss(tiny_run: Path) -
     from kerascv_emotion.callbacks import AtomicModelCheckpoint
     from kerascv_emotion.distillation import ProbabilityDistiller, teacher_for
     from kerascv_emotion.models import build_model
+    from kerascv_emotion.runs import load_model
     from kerascv_emotion.settings import TrainSettings
-    from kerascv_emotion.training import compile_model, load_model, make_optimizer
+    from kerascv_emotion.training import compile_model, make_optimizer
 
     keras.utils.set_random_seed(0)
     student = build_model("mobilenet", input_shape=(24, 24, 3), num_classes=8, alpha=0.25, dropout=0.0)

@@ -278,7 +278,7 @@ def _regression_tune(env: Env) -> list[str]:
 def _regression_tune_check(tmp: Path) -> None:
     """The new head keeps the model's input structure (one tensor, not a list of one), so a
     call with one batch, as PerClassMetrics and users make it, raises no Keras warning."""
-    from kerascv_emotion.training import load_model
+    from kerascv_emotion.runs import load_model
 
     assert json.loads((tmp / "run" / "config.json").read_text())["task"] == "regression"
     model = load_model(tmp / "run" / "model.keras")

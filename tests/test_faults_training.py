@@ -35,7 +35,7 @@ def _leftovers(folder: Path) -> list[str]:
 def _nan_run(run: Path, dest: Path) -> Path:
     """A copy of the finished ``run`` whose model's weights are all NaN (without the run's
     evaluation and report: other tests evaluate the shared run in place)."""
-    from kerascv_emotion.training import load_model
+    from kerascv_emotion.runs import load_model
 
     shutil.copytree(run, dest, ignore=shutil.ignore_patterns("eval", "report"))
     model = load_model(dest / "model.keras")

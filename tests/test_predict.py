@@ -62,7 +62,7 @@ def test_no_face_in_a_flat_image() -> None:
 def test_whole_images_are_preprocessed_as_in_training(tiny_run: Path, tiny_faces: Path) -> None:
     from kerascv_emotion.data.cache import load_split
     from kerascv_emotion.data.index import read_index
-    from kerascv_emotion.training import load_model
+    from kerascv_emotion.runs import load_model
 
     index = read_index(tiny_faces)
     cached = load_split(index, "test", 32, 3, cache_dir=tiny_faces.parent / ".cache")

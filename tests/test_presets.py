@@ -80,7 +80,7 @@ def test_build_preset_writes_the_card_from_the_run(evaluated_run: Path, presets:
     bundled = presets / "fer2013" / "model.keras"
     assert card["size_bytes"] == bundled.stat().st_size and card["notes"] == ["tiny test model"]
     assert bundled.stat().st_size < (evaluated_run / "model.keras").stat().st_size  # no optimizer state
-    from kerascv_emotion.training import load_model
+    from kerascv_emotion.runs import load_model
 
     for ours, theirs in zip(load_model(bundled).weights, load_model(evaluated_run / "model.keras").weights, strict=True):
         np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))

@@ -80,9 +80,10 @@ def test_crop_erase_keeps_the_shape_and_repeats_per_seed() -> None:
 def test_tta_crops_are_five_crops_and_their_mirrors() -> None:
     import keras
 
-    from kerascv_emotion.evaluation import TTA_CROP_FRACTION, predict_outputs, tta_views
+    from kerascv_emotion.inference import TTA_CROP_FRACTION, predict_batches, to_input, tta_views
 
-    x = np.random.default_rng(2).random((3, 16, 16, 1), dtype=np.float32)
+    images = np.random.default_rng(2).integers(0, 256, (3, 16, 16, 1), dtype=np.uint8)
+    x = to_input(images)
     views = tta_views(x, "crops")
     assert len(views) == 10 and all(v.shape == x.shape for v in views)
     side = round(16 * TTA_CROP_FRACTION)
@@ -94,7 +95,7 @@ def test_tta_crops_are_five_crops_and_their_mirrors() -> None:
     inputs = keras.Input((16, 16, 1))
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs)))
     expected = np.mean([model.predict_on_batch(v) for v in views], axis=0)
-    np.testing.assert_allclose(predict_outputs(model, [(x, None)], "crops"), expected, rtol=1e-5)
+    np.testing.assert_allclose(predict_batches(model, images, 3, "crops"), expected, rtol=1e-5)
 
 
 def test_ema_weights_are_validated_and_saved_raw_weights_trained() -> None:
@@ -135,8 +136,9 @@ def test_ema_weights_are_validated_and_saved_raw_weights_trained() -> None:
 def test_an_ema_run_saves_the_ema_weights_and_logs_epoch_seconds(tiny_faces: Path, tmp_path: Path) -> None:
     import keras
 
+    from kerascv_emotion.runs import load_model
     from kerascv_emotion.settings import TrainSettings
-    from kerascv_emotion.training import load_model, train
+    from kerascv_emotion.training import train
 
     settings = TrainSettings(arch="alexnet", index=str(tiny_faces), image_size=32, epochs=2, batch_size=8,
                              augment=None, precise_bn_images=0, ema_momentum=0.5, mixup_alpha=0.2,

@@ -171,17 +171,16 @@ def test_recipe_settings_are_checked(change: dict, words: str) -> None:
 def test_tta_hflip_averages_image_and_mirror() -> None:
     import keras
 
-    from kerascv_emotion.evaluation import predict_outputs
+    from kerascv_emotion.inference import predict_batches, to_input
 
     inputs = keras.Input((4, 4, 1))
     outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs))
     model = keras.Model(inputs, outputs)
-    x = np.random.default_rng(1).random((6, 4, 4, 1), dtype=np.float32)
-    batches = [(x[:4], None), (x[4:], None)]
-    plain = predict_outputs(model, batches)
-    mirrored = np.asarray(model.predict_on_batch(x[:, :, ::-1]), dtype=np.float64)
+    images = np.random.default_rng(1).integers(0, 256, (6, 4, 4, 1), dtype=np.uint8)
+    plain = predict_batches(model, images, batch_size=4)
+    mirrored = np.asarray(model.predict_on_batch(to_input(images)[:, :, ::-1]), dtype=np.float64)
     assert not np.allclose(plain, mirrored)  # the model is not mirror-symmetric
-    np.testing.assert_allclose(predict_outputs(model, batches, "hflip"), (plain + mirrored) / 2, rtol=1e-6)
+    np.testing.assert_allclose(predict_batches(model, images, 4, "hflip"), (plain + mirrored) / 2, rtol=1e-6)
 
 
 @pytest.mark.slow

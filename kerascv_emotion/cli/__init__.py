@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from kerascv_emotion import __version__
+from kerascv_emotion.version import __version__
 from kerascv_emotion.cli import data, deploy, ensemble, evaluate, report, train
 from kerascv_emotion.errors import KerasCVEmotionError
 

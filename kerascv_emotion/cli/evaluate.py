@@ -17,7 +17,7 @@ from kerascv_emotion.cli.options import (
     split_option,
     with_options,
 )
-from kerascv_emotion.evaluation import TTA_MODES
+from kerascv_emotion.inference import TTA_MODES
 
 
 def _calibration_line(calibration: dict[str, Any]) -> str:

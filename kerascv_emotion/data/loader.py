@@ -35,6 +35,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from kerascv_emotion.augment import AugmentSpec, get_augmentation, mix_batch, seed_augmentation
 from kerascv_emotion.data.cache import CachedSplit
 from kerascv_emotion.errors import ConfigError, DataError
+from kerascv_emotion.inference import MAX_PIXEL, to_input
 from kerascv_emotion.tasks import TASKS
 
 
@@ -179,7 +180,7 @@ class ImageBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         images, *rest = self.batch_arrays(self.epoch, index)
-        return (images.astype(np.float32) / np.float32(255.0), *rest)
+        return (to_input(images), *rest)
 
     def as_tf_dataset(self, chunk_batches: int = 16) -> Any:
         """These batches as an endless ``tf.data.Dataset``, epoch after epoch, for
@@ -225,7 +226,7 @@ class ImageBatches(keras.utils.PyDataset):
             return tuple(tensors)
 
         def scale(images: tf.Tensor, *rest: tf.Tensor) -> tuple[tf.Tensor, ...]:
-            return (tf.cast(images, tf.float32) / 255.0, *rest)
+            return (tf.cast(images, tf.float32) / MAX_PIXEL, *rest)
 
         # chunks hold whole batches (only an epoch's last batch is short), so re-batching inside
         # each chunk restores batch_arrays' batches exactly

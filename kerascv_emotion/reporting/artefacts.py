@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from kerascv_emotion.errors import DataError
-from kerascv_emotion.runs import MEMBERS_KEY
+from kerascv_emotion.runs import CONFIG, MEMBERS_KEY, MODEL
 from kerascv_emotion.tasks import default_monitor, monitor_mode
 
 TRAIN_HINT = "run `kerascv-emotion train` (or `tune`) to create the run"
@@ -187,13 +187,13 @@ def read_run(run_dir: str | os.PathLike) -> Run:
     path = Path(run_dir)
     if not path.is_dir():
         raise DataError(f"run directory {path} not found; {TRAIN_HINT}")
-    config = _read_json(path / "config.json", TRAIN_HINT)
+    config = _read_json(path / CONFIG, TRAIN_HINT)
     class_names = [str(name) for name in _read_json(path / "class_names.json", TRAIN_HINT)]
     task = config.get("task", "classification")
     history = None if MEMBERS_KEY in config else read_history(path / "history.csv")  # an ensemble is not trained
     log_path = path / "metrics_log.jsonl"
     records = read_metrics_log(log_path) if log_path.is_file() else None
-    model_path = path / "model.keras"
+    model_path = path / MODEL
     model_size = model_path.stat().st_size if model_path.is_file() else None
     exports = {report.parent.name: _read_json(report, "run `kerascv-emotion export` again")
                for report in sorted(path.glob("export/*/export.json"))}

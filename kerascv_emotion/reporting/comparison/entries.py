@@ -21,7 +21,7 @@ from kerascv_emotion.reporting.artefacts import (
     read_run,
 )
 from kerascv_emotion.reporting.tables import NA, as_float, class_names_of
-from kerascv_emotion.runs import MEMBERS_KEY
+from kerascv_emotion.runs import MEMBERS_KEY, MODEL
 
 
 @dataclass
@@ -144,7 +144,7 @@ def load_entries(run_dirs: Sequence[str | os.PathLike], split: str, names: Seque
     for name, path in zip(_display_names(paths, names), paths, strict=True):
         run = read_run(path)
         if run.model_size is None:
-            raise DataError(f"{path / 'model.keras'} not found; {TRAIN_HINT}")
+            raise DataError(f"{path / MODEL} not found; {TRAIN_HINT}")
         evaluation = read_evaluation(run.path, split, run.task, required=True)
         assert evaluation is not None  # required=True raises instead of returning None
         entries.append(Entry(name=name, run=run, evaluation=evaluation))
