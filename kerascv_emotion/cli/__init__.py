@@ -18,9 +18,9 @@ from typing import Any
 
 import click
 
-from kerascv_emotion.version import __version__
 from kerascv_emotion.cli import data, deploy, ensemble, evaluate, report, train
 from kerascv_emotion.errors import KerasCVEmotionError
+from kerascv_emotion.version import __version__
 
 __all__ = ["main"]
 
