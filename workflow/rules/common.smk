@@ -39,12 +39,10 @@ for _name, _ds in config["datasets"].items():
 
 def _check_models(datasets):
     """Every `archs` entry (and `distill` student) is a model and every `arch_options` key an option
-    of its builder (checked at parse time, so a dry run reports them; imports TensorFlow, quietly)."""
-    from kerascv_emotion.devices import import_tensorflow
-
-    import_tensorflow()
+    of its builder (checked at parse time, so a dry run reports them; the catalog needs no
+    TensorFlow, the option values are checked by the job that builds the model)."""
     from kerascv_emotion.errors import ConfigError
-    from kerascv_emotion.models import available_models, check_model_options
+    from kerascv_emotion.model_catalog import available_models, check_model_options
 
     names = available_models()
     for name, ds in datasets.items():
