@@ -19,11 +19,14 @@ def _validate_config(config):
     try:
         validate(config, schema="../schemas/config.schema.yaml")
     except WorkflowError as exc:
-        problem = exc.__context__  # snakemake raises WorkflowError while handling jsonschema's error
+        # snakemake raises WorkflowError while handling jsonschema's error
+        problem = exc.__context__
         if not isinstance(problem, ValidationError):
             raise
         where = ".".join(map(str, problem.absolute_path)) or "(top level)"
-        _config_error(f"{where}: {problem.message}; see workflow/schemas/config.schema.yaml")
+        _config_error(
+            f"{where}: {problem.message}; see workflow/schemas/config.schema.yaml"
+        )
 
 
 _validate_config(config)
@@ -31,10 +34,14 @@ _validate_config(config)
 for _name, _ds in config["datasets"].items():
     for _arch in _ds.get("tune", {}).get("archs", []):
         if _arch not in _ds["archs"]:
-            _config_error(f"datasets.{_name}.tune.archs: {_arch!r} is not in its archs {_ds['archs']}")
+            _config_error(
+                f"datasets.{_name}.tune.archs: {_arch!r} is not in its archs {_ds['archs']}"
+            )
     if "regression" in _ds and _ds["regression"]["from_arch"] not in _ds["archs"]:
-        _config_error(f"datasets.{_name}.regression.from_arch: {_ds['regression']['from_arch']!r} "
-                      f"is not in its archs {_ds['archs']}")
+        _config_error(
+            f"datasets.{_name}.regression.from_arch: {_ds['regression']['from_arch']!r} "
+            f"is not in its archs {_ds['archs']}"
+        )
 
 
 def _check_models(datasets):
@@ -46,10 +53,16 @@ def _check_models(datasets):
 
     names = available_models()
     for name, ds in datasets.items():
-        students = {f"distill.{made}.arch": entry["arch"] for made, entry in ds.get("distill", {}).items()}
-        for key, arch in [("archs", arch) for arch in ds["archs"]] + list(students.items()):
+        keys = [("archs", arch) for arch in ds["archs"]]
+        keys += [
+            (f"distill.{made}.arch", s["arch"])
+            for made, s in ds.get("distill", {}).items()
+        ]
+        for key, arch in keys:
             if arch not in names:
-                _config_error(f"datasets.{name}.{key}: {arch!r} is not a model; available: {', '.join(names)}")
+                _config_error(
+                    f"datasets.{name}.{key}: {arch!r} is not a model; available: {', '.join(names)}"
+                )
         for arch, options in ds.get("arch_options", {}).items():
             try:
                 check_model_options(arch, options)
@@ -64,7 +77,8 @@ RESULTS = config["results"]
 # the CLI of the interpreter that runs Snakemake (no reliance on PATH)
 CLI = f"{shlex.quote(sys.executable)} -m kerascv_emotion"
 GPUS = int(config.get("gpus", 0))
-GPU_RULES = ("train", "tune", "tune_valence_arousal", "distill")  # take a GPU when `gpus` > 0 unless `gpu: false`
+# take a GPU when `gpus` > 0 unless `gpu: false`
+GPU_RULES = ("train", "tune", "tune_valence_arousal", "distill")
 
 
 def job_settings(rule):
@@ -101,9 +115,18 @@ def run_logged(rule, command):
     """The shell of a train/tune rule: `command` (its CLI call) with its output appended to
     `{params.run_dir}/log.txt` and copied to the rule's `log:`. Snakemake empties a rule's log
     before every job, also one the run's lock then refuses (a second workflow, from another
-    clone, into the same results folder), so the run folder's log keeps the first one's."""
-    return ("mkdir -p {params.run_dir}; (echo \"== $(date -Is) on $(hostname): " + rule + "\"; "
-            + hide_gpus(rule) + command + ") 2>&1 | tee -a {params.run_dir}/" + RUN_LOG + " > {log}")
+    clone, into the same results folder), so the run folder's log keeps the first one's.
+    """
+    return (
+        'mkdir -p {params.run_dir}; (echo "== $(date -Is) on $(hostname): '
+        + rule
+        + '"; '
+        + hide_gpus(rule)
+        + command
+        + ") 2>&1 | tee -a {params.run_dir}/"
+        + RUN_LOG
+        + " > {log}"
+    )
 
 
 wildcard_constraints:
@@ -128,7 +151,9 @@ def arch_of(wildcards):
     for arch in dataset(wildcards)["archs"]:
         if run_name(arch) == wildcards.arch:
             return arch
-    raise ValueError(f"dataset {wildcards.dataset} has no architecture named {wildcards.arch}")
+    raise ValueError(
+        f"dataset {wildcards.dataset} has no architecture named {wildcards.arch}"
+    )
 
 
 def trained_runs(name):
@@ -143,12 +168,16 @@ def trained_runs(name):
 def classification_runs(name):
     """Every classifier of a dataset: trained and tuned runs, then its ensembles and students."""
     ds = config["datasets"][name]
-    return trained_runs(name) + list(ds.get("ensembles", {})) + list(ds.get("distill", {}))
+    return (
+        trained_runs(name) + list(ds.get("ensembles", {})) + list(ds.get("distill", {}))
+    )
 
 
 def regression_runs(name):
     ds = config["datasets"][name]
-    return [f"{run_name(ds['regression']['from_arch'])}-va"] if "regression" in ds else []
+    return (
+        [f"{run_name(ds['regression']['from_arch'])}-va"] if "regression" in ds else []
+    )
 
 
 def eval_split(name):
@@ -158,7 +187,11 @@ def eval_split(name):
 def exports(name, runs):
     """`export.json` of every run in `runs` and entry of the dataset's `export` list."""
     variants = config["datasets"][name].get("export", [])
-    return [f"{RESULTS}/{name}/{run}/export/{variant}/export.json" for run in runs for variant in variants]
+    return [
+        f"{RESULTS}/{name}/{run}/export/{variant}/export.json"
+        for run in runs
+        for variant in variants
+    ]
 
 
 def export_options(wildcards):
@@ -173,7 +206,8 @@ def all_targets():
         targets.append(f"{RESULTS}/{name}/comparison/comparison.html")
         for run in classification_runs(name) + regression_runs(name):
             targets.append(f"{RESULTS}/{name}/{run}/report/report.html")
-        targets += exports(name, regression_runs(name))  # the comparison asks for the classifiers'
+        # the comparison asks for the classifiers' exports
+        targets += exports(name, regression_runs(name))
     return targets
 
 
@@ -182,28 +216,53 @@ def arch_options(ds, arch):
     import json
 
     options = ds.get("arch_options", {}).get(arch, {})
-    return "".join(f"--arch-option {shlex.quote(f'{k}={json.dumps(v)}')} " for k, v in options.items())
+    return "".join(
+        f"--arch-option {shlex.quote(f'{k}={json.dumps(v)}')} "
+        for k, v in options.items()
+    )
 
 
 # dataset keys -> CLI options (each key is named as its TrainSettings/TuneSettings field or
 # names it in its comment); a key absent from the config passes no option, so the CLI's
 # default (the settings' own) applies: no default is repeated here
-DATA_FLAGS = {"batch_size": "--batch-size", "augment": "--augment", "seed": "--seed",
-              "on_bad_image": "--on-bad-image", "precise_bn_images": "--precise-bn-images",
-              "deterministic": "--deterministic"}
-TRAIN_FLAGS = {"image_size": "--image-size", "channels": "--channels",
-               "patience": "--patience", "reduce_lr_patience": "--reduce-lr-patience"}
-RECIPE_FLAGS = {"epochs": "--epochs", "learning_rate": "--lr", "optimizer": "--optimizer", "lr_schedule": "--lr-schedule",
-                "warmup_epochs": "--warmup-epochs", "weight_decay": "--weight-decay",
-                "label_smoothing": "--label-smoothing", "ema_momentum": "--ema-momentum",
-                "mixup_alpha": "--mixup-alpha", "cutmix_alpha": "--cutmix-alpha"}
+DATA_FLAGS = {
+    "batch_size": "--batch-size",
+    "augment": "--augment",
+    "seed": "--seed",
+    "on_bad_image": "--on-bad-image",
+    "precise_bn_images": "--precise-bn-images",
+    "deterministic": "--deterministic",
+}
+TRAIN_FLAGS = {
+    "image_size": "--image-size",
+    "channels": "--channels",
+    "patience": "--patience",
+    "reduce_lr_patience": "--reduce-lr-patience",
+}
+RECIPE_FLAGS = {
+    "epochs": "--epochs",
+    "learning_rate": "--lr",
+    "optimizer": "--optimizer",
+    "lr_schedule": "--lr-schedule",
+    "warmup_epochs": "--warmup-epochs",
+    "weight_decay": "--weight-decay",
+    "label_smoothing": "--label-smoothing",
+    "ema_momentum": "--ema-momentum",
+    "mixup_alpha": "--mixup-alpha",
+    "cutmix_alpha": "--cutmix-alpha",
+}
 DISTILL_FLAGS = {"temperature": "--temperature", "alpha": "--alpha"}
-TUNE_FLAGS = {"head_epochs": "--head-epochs", "finetune_epochs": "--finetune-epochs",
-              "head_lr": "--head-lr",  # head_learning_rate
-              "finetune_lr": "--finetune-lr",  # finetune_learning_rate
-              "unfreeze_blocks": "--unfreeze-blocks"}
+TUNE_FLAGS = {
+    "head_epochs": "--head-epochs",
+    "finetune_epochs": "--finetune-epochs",
+    "head_lr": "--head-lr",  # head_learning_rate
+    "finetune_lr": "--finetune-lr",  # finetune_learning_rate
+    "unfreeze_blocks": "--unfreeze-blocks",
+}
 # a tune has its own epochs and rates (TUNE_FLAGS); the rest of the dataset's recipe applies to it
-TUNE_RECIPE_KEYS = [key for key in RECIPE_FLAGS if key not in ("epochs", "learning_rate")]
+TUNE_RECIPE_KEYS = [
+    key for key in RECIPE_FLAGS if key not in ("epochs", "learning_rate")
+]
 
 
 def flags(values, names):
@@ -225,7 +284,8 @@ def flags(values, names):
 def recipe_options(ds, arch, over=None):
     """`--lr ... --label-smoothing ...`: the dataset's recipe, with `arch_recipe[arch]` and then
     the recipe keys of `over` (e.g. a `distill` entry) over it."""
-    recipe = {key: ds[key] for key in RECIPE_FLAGS if key in ds} | ds.get("arch_recipe", {}).get(arch, {})
+    recipe = {key: ds[key] for key in RECIPE_FLAGS if key in ds}
+    recipe |= ds.get("arch_recipe", {}).get(arch, {})
     recipe |= {key: value for key, value in (over or {}).items() if key in RECIPE_FLAGS}
     return flags(recipe, RECIPE_FLAGS)
 
@@ -234,7 +294,9 @@ def tune_recipe_options(ds, section, task="classification"):
     """`--optimizer ... --label-smoothing ...` of a tune: the dataset's recipe (not `arch_recipe`,
     which pairs an optimizer with that architecture's training rate) with the tune section's keys
     over it; label smoothing only for a classifier."""
-    recipe = {key: value for key, value in (ds | section).items() if key in TUNE_RECIPE_KEYS}
+    recipe = {
+        key: value for key, value in (ds | section).items() if key in TUNE_RECIPE_KEYS
+    }
     if task != "classification":
         recipe.pop("label_smoothing", None)
     return flags(recipe, RECIPE_FLAGS)

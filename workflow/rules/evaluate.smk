@@ -15,7 +15,8 @@ rule evaluate:
         run_dir=lambda wc, input: Path(input.model).parent,
         tta=lambda wc: dataset(wc).get("tta", "none"),
     shell:
-        hide_gpus("evaluate") + "{CLI} evaluate {params.run_dir} --index {input.index} --split {wildcards.split} "
+        hide_gpus("evaluate")
+        + "{CLI} evaluate {params.run_dir} --index {input.index} --split {wildcards.split} "
         "--bootstrap {config[bootstrap]} --tta {params.tta} --threads {threads} --gpus {GPUS} > {log} 2>&1"
 
 
@@ -58,7 +59,8 @@ rule export:
         out_dir=lambda wc, output: Path(output.report).parent,
         options=export_options,
     shell:
-        hide_gpus("export") + "{CLI} export {params.run_dir} {params.options} --out {params.out_dir} "
+        hide_gpus("export")
+        + "{CLI} export {params.run_dir} {params.options} --out {params.out_dir} "
         "--threads {threads} --gpus {GPUS} > {log} 2>&1"
 
 
@@ -83,7 +85,9 @@ rule compare:
     resources:
         **job_resources("compare"),
     params:
-        runs=lambda wc: " ".join(f"{RESULTS}/{wc.dataset}/{r}" for r in classification_runs(wc.dataset)),
+        runs=lambda wc: " ".join(
+            f"{RESULTS}/{wc.dataset}/{r}" for r in classification_runs(wc.dataset)
+        ),
         out_dir=lambda wc, output: Path(output.html).parent,
         split=lambda wc: eval_split(wc.dataset),
     shell:
