@@ -1,3 +1,4 @@
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -305,3 +306,116 @@ def tune_recipe_options(ds, section, task="classification"):
 def data_options(ds):
     """CLI options shared by train and tune, from a dataset's config."""
     return flags(ds, DATA_FLAGS) + f"--gpus {GPUS}"
+
+
+# the data rule (data.smk)
+# dataset keys -> `synth` / `index` options; an absent key passes no option (the CLI's default)
+SYNTH_FLAGS = {
+    "per_class": "--per-class",
+    "size": "--size",
+    "seed": "--seed",
+    "viral_pneumonia": "--viral-pneumonia",
+}
+SOURCE_FLAGS = {
+    "format": "--format",
+    "val_fraction": "--val-fraction",
+    "test_fraction": "--test-fraction",
+    "seed": "--seed",
+}
+
+
+def _data_command(wildcards, output):
+    ds = dataset(wildcards)
+    out_dir = Path(output.index).parent
+    if "synthetic" in ds:
+        s = ds["synthetic"]
+        return f"{CLI} synth {s['kind']} {shlex.quote(str(out_dir))} {flags(s, SYNTH_FLAGS)}".strip()
+    src = ds["source"]
+    root = src["root"].format(data_root=config.get("data_root", "."))
+    parts = [
+        f"{CLI} index {shlex.quote(root)} --out {shlex.quote(output.index)}",
+        flags(src, SOURCE_FLAGS).strip(),
+    ]
+    if src.get("classes"):
+        parts.append(f"--classes {shlex.quote(','.join(src['classes']))}")
+    for old, new in src.get("class_map", {}).items():
+        parts.append(f"--class-map {shlex.quote(f'{old}={new}')}")
+    if src.get("dedupe"):
+        parts.append("--dedupe")
+    return " ".join(parts)
+
+
+# the tune rules (train.smk)
+# The two tunes of a trained classifier; train.smk makes one rule of each entry, named
+# as its key, from (the dataset's config section with its settings, the run folder's
+# suffix, the log's prefix, the task)
+TUNES = {
+    "tune": ("tune", "tuned", "tune", "classification"),
+    "tune_valence_arousal": ("regression", "va", "tune-va", "regression"),
+}
+
+
+def tune_options(section, task):
+    """`params.options` of a tune rule: the `section`'s phases and rates, the dataset's recipe
+    with the section over it, the data options; a regressor's task and no class weights.
+    """
+
+    def options(wildcards):
+        ds = dataset(wildcards)
+        task_options = (
+            "--task regression --class-weight none " if task == "regression" else ""
+        )
+        return (
+            task_options
+            + flags(ds[section], TUNE_FLAGS)
+            + tune_recipe_options(ds, ds[section], task)
+            + data_options(ds)
+        )
+
+    return options
+
+
+# runs made of other runs (ensemble.smk)
+def _check_made_runs(name, ds):
+    """Ensemble members are trained or tuned runs of the dataset, a student's teacher one of those
+    or an ensemble; no name is used twice (checked at parse time, so a dry run reports it).
+    """
+    trained = trained_runs(name)
+    ensembles = list(ds.get("ensembles", {}))
+    taken = set(trained)
+    for made in ensembles + list(ds.get("distill", {})):
+        if made in taken:
+            raise ValueError(
+                f"config datasets.{name}: the run name {made!r} is used twice; rename the ensemble "
+                "or student"
+            )
+        taken.add(made)
+    for made, members in ds.get("ensembles", {}).items():
+        for member in members:
+            if member not in trained:
+                raise ValueError(
+                    f"config datasets.{name}.ensembles.{made}: {member!r} is not one of the "
+                    f"dataset's runs {trained}"
+                )
+    for made, entry in ds.get("distill", {}).items():
+        if entry["teacher"] not in trained + ensembles:
+            raise ValueError(
+                f"config datasets.{name}.distill.{made}.teacher: {entry['teacher']!r} is not one of "
+                f"the dataset's runs or ensembles {trained + ensembles}"
+            )
+
+
+for _name, _ds in config["datasets"].items():
+    _check_made_runs(_name, _ds)
+
+
+def _names_pattern(key):
+    """A wildcard pattern matching exactly the names of every dataset's `key` entries (none: nothing)."""
+    names = sorted(
+        {made for ds in config["datasets"].values() for made in ds.get(key, {})}
+    )
+    return "|".join(re.escape(made) for made in names) or "(?!)"
+
+
+def student(wildcards):
+    return dataset(wildcards)["distill"][wildcards.student]

@@ -1,52 +1,6 @@
 # Runs made of other runs: a dataset's `ensembles` (name -> member runs) and `distill` students
 # (name -> {teacher, arch, ...}); both are classification runs, evaluated, reported and compared
 # beside their members and teachers (common.smk: classification_runs).
-import re
-
-
-def _check_made_runs(name, ds):
-    """Ensemble members are trained or tuned runs of the dataset, a student's teacher one of those
-    or an ensemble; no name is used twice (checked at parse time, so a dry run reports it).
-    """
-    trained = trained_runs(name)
-    ensembles = list(ds.get("ensembles", {}))
-    taken = set(trained)
-    for made in ensembles + list(ds.get("distill", {})):
-        if made in taken:
-            raise ValueError(
-                f"config datasets.{name}: the run name {made!r} is used twice; rename the ensemble "
-                "or student"
-            )
-        taken.add(made)
-    for made, members in ds.get("ensembles", {}).items():
-        for member in members:
-            if member not in trained:
-                raise ValueError(
-                    f"config datasets.{name}.ensembles.{made}: {member!r} is not one of the "
-                    f"dataset's runs {trained}"
-                )
-    for made, entry in ds.get("distill", {}).items():
-        if entry["teacher"] not in trained + ensembles:
-            raise ValueError(
-                f"config datasets.{name}.distill.{made}.teacher: {entry['teacher']!r} is not one of "
-                f"the dataset's runs or ensembles {trained + ensembles}"
-            )
-
-
-for _name, _ds in config["datasets"].items():
-    _check_made_runs(_name, _ds)
-
-
-def _names_pattern(key):
-    """A wildcard pattern matching exactly the names of every dataset's `key` entries (none: nothing)."""
-    names = sorted(
-        {made for ds in config["datasets"].values() for made in ds.get(key, {})}
-    )
-    return "|".join(re.escape(made) for made in names) or "(?!)"
-
-
-def student(wildcards):
-    return dataset(wildcards)["distill"][wildcards.student]
 
 
 # an ensemble's or a student's folder would also match `train`'s output pattern
@@ -76,10 +30,11 @@ rule ensemble:
             shlex.quote(str(Path(m).parent)) for m in input.models
         ),
         run_dir=lambda wc, output: Path(output.model).parent,
+        gpus=GPUS,
     shell:
         hide_gpus("ensemble")
         + "{CLI} ensemble {params.runs} --out {params.run_dir} --threads {threads} "
-        "--gpus {GPUS} > {log} 2>&1"
+        "--gpus {params.gpus} > {log} 2>&1"
 
 
 rule distill:

@@ -28,34 +28,7 @@ rule train:
         )
 
 
-# The two tunes of a trained classifier, one rule shape: rule name -> (the dataset's config
-# section with its settings, the run folder's suffix, the log's prefix, the task)
-TUNES = {
-    "tune": ("tune", "tuned", "tune", "classification"),
-    "tune_valence_arousal": ("regression", "va", "tune-va", "regression"),
-}
-
-
-def tune_options(section, task):
-    """`params.options` of a tune rule: the `section`'s phases and rates, the dataset's recipe
-    with the section over it, the data options; a regressor's task and no class weights.
-    """
-
-    def options(wildcards):
-        ds = dataset(wildcards)
-        task_options = (
-            "--task regression --class-weight none " if task == "regression" else ""
-        )
-        return (
-            task_options
-            + flags(ds[section], TUNE_FLAGS)
-            + tune_recipe_options(ds, ds[section], task)
-            + data_options(ds)
-        )
-
-    return options
-
-
+# `tune` and `tune_valence_arousal`: one rule shape, one rule per entry of TUNES (common.smk)
 for _tune_rule, (_section, _suffix, _log, _task) in TUNES.items():
 
     rule:
