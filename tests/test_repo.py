@@ -101,7 +101,7 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "io", "tasks", "version"),
-    ("data", "augment", "metrics", "devices", "inference"),
+    ("data", "augment", "metrics", "devices", "inference", "model_catalog"),
     ("models", "batchnorm_statistics"),
     ("runs", "resume"),
     ("temperature",),

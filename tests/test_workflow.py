@@ -3,6 +3,7 @@ config with tiny settings (data -> train -> tune -> evaluate -> report -> compar
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -54,6 +55,34 @@ def test_default_dry_run_lists_one_train_job_per_dataset_and_arch(tmp_path: Path
     for ds in config["datasets"]:
         for arch in config["datasets"][ds]["archs"]:
             assert f"{ds}/{arch}/model.keras" in result.stdout
+
+
+# runs Snakemake's CLI in this interpreter, then writes the modules it imported to argv[1]
+# (sys.modules, not `python -X importtime`: TensorFlow's import runs with stderr muted)
+_MODULES_AFTER_SNAKEMAKE = """
+import json, sys
+out, sys.argv = sys.argv[1], ["snakemake", *sys.argv[2:]]
+try:
+    from snakemake.cli import main
+    main()
+finally:
+    with open(out, "w") as f:
+        json.dump(sorted(sys.modules), f)
+"""
+
+
+def test_default_dry_run_imports_no_tensorflow(tmp_path: Path) -> None:
+    """Parsing the workflow checks archs and their options against model_catalog, not Keras's
+    registry: a dry run stays fast (TensorFlow's import alone takes seconds)."""
+    modules = tmp_path / "modules.json"
+    result = subprocess.run([sys.executable, "-c", _MODULES_AFTER_SNAKEMAKE, str(modules), "-s",
+                             str(REPO / "Snakefile"), "-n", "--cores", "4", "--configfile",
+                             str(REPO / "config.yaml")], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = json.loads(modules.read_text())
+    assert "kerascv_emotion.model_catalog" in imported  # the Snakefile was parsed in this process
+    heavy = [name for name in imported if name.split(".")[0] in ("tensorflow", "keras")]
+    assert not heavy, heavy[:10]
 
 
 def test_export_list_plans_one_export_per_run_and_format(tmp_path: Path) -> None:

@@ -7,14 +7,17 @@ head starting at the layer named ``"head_start"`` (see ``blocks.py``).
 
 from __future__ import annotations
 
+from kerascv_emotion.model_catalog import (
+    APPLICATIONS,
+    KERAS_PREFIX,
+    available_models,
+    check_model_options,
+)
 from kerascv_emotion.models import alexnet, covid, mobilenet, vgg  # noqa: F401  (registration)
-from kerascv_emotion.models.applications import APPLICATIONS, KERAS_PREFIX
 from kerascv_emotion.models.blocks import HEAD_START, INPUT_NAME, PREDICTIONS
 from kerascv_emotion.models.registry import (
-    available_models,
     backbone_blocks,
     build_model,
-    check_model_options,
     head_start_layer,
     register_model,
     replace_predictions,

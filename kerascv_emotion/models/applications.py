@@ -15,77 +15,18 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import keras
 from keras import layers
 
 from kerascv_emotion.errors import ConfigError
+from kerascv_emotion.model_catalog import APPLICATIONS, Application
 from kerascv_emotion.models.blocks import HEAD_START, check_rate, image_input, output_layer
-
-KERAS_PREFIX = "keras:"
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-
-
-@dataclass(frozen=True)
-class _Application:
-    """How to build one ``keras.applications`` family.
-
-    ``preprocessing``: ``"tf"`` ([-1, 1]), ``"caffe"`` (BGR, 0-255 minus the ImageNet mean),
-    ``"torch"`` (ImageNet mean/std) or ``"raw255"`` (the application rescales 0-255 inputs
-    itself). ``blocks``: regular expressions whose one group gives a layer's block key; a layer
-    that matches none belongs to the block of the layer before it.
-    """
-
-    preprocessing: str
-    blocks: tuple[str, ...]
-    options: dict[str, Any] = field(default_factory=dict)
-    efficientnet_v1: bool = False
-
-
-_MOBILENET_V3 = _Application(
-    "tf",
-    (r"^(conv)(?:_bn)?$", r"^(expanded_conv(?:_\d+)?)_", r"^(conv_1)(?:_bn)?$"),
-    {"include_preprocessing": False},
-)
-_EFFICIENTNET_BLOCKS = (r"^(stem)_", r"^(block\d+[a-z])_", r"^(top)_")
-_EFFICIENTNET = _Application("raw255", _EFFICIENTNET_BLOCKS, efficientnet_v1=True)
-_EFFICIENTNET_V2 = _Application("raw255", _EFFICIENTNET_BLOCKS, {"include_preprocessing": True})
-_RESNET = _Application("caffe", (r"^(conv1)_", r"^(conv\d+_block\d+)_"))
-_RESNET_V2 = _Application("tf", (r"^(conv1)_", r"^(conv\d+_block\d+)_", r"^(post)_"))
-_DENSENET = _Application(
-    "torch", (r"^(conv1)_", r"^(conv\d+_block\d+)_", r"^(pool\d+)_", r"^(bn)$")
-)
-_VGG = _Application("caffe", (r"^(block\d+)_",))
-
-APPLICATIONS: dict[str, _Application] = {
-    "MobileNet": _Application("tf", (r"^(conv1)", r"^conv_(?:dw|pw|pad)_(\d+)")),
-    "MobileNetV2": _Application(
-        "tf", (r"^(?:bn_)?(Conv1)", r"^(expanded_conv)_", r"^(block_\d+)_", r"^(Conv_1)")
-    ),
-    "MobileNetV3Small": _MOBILENET_V3,
-    "MobileNetV3Large": _MOBILENET_V3,
-    **{f"EfficientNetB{i}": _EFFICIENTNET for i in range(8)},
-    **{f"EfficientNetV2{v}": _EFFICIENTNET_V2 for v in ("B0", "B1", "B2", "B3", "S", "M", "L")},
-    "VGG16": _VGG,
-    "VGG19": _VGG,
-    "ResNet50": _RESNET,
-    "ResNet101": _RESNET,
-    "ResNet152": _RESNET,
-    "ResNet50V2": _RESNET_V2,
-    "ResNet101V2": _RESNET_V2,
-    "ResNet152V2": _RESNET_V2,
-    "DenseNet121": _DENSENET,
-    "DenseNet169": _DENSENET,
-    "DenseNet201": _DENSENET,
-    "Xception": _Application("tf", (r"^(block\d+)_",)),
-}
-"""Supported ``keras:<Name>`` applications."""
 
 
 def application_model_name(name: str) -> str:
@@ -115,7 +56,7 @@ def _check_weights(name: str, weights: str | os.PathLike | None) -> str | None:
 
 
 def _preprocess(
-    x: keras.KerasTensor, app: _Application, pretrained: bool
+    x: keras.KerasTensor, app: Application, pretrained: bool
 ) -> keras.KerasTensor:
     """Map [0, 1] RGB inputs to what the application expects (layer ``"preprocess"``)."""
     if app.preprocessing == "tf":
@@ -150,7 +91,8 @@ def build_application(
     """Build ``keras:<name>``: image -> preprocess -> backbone -> GlobalAveragePooling2D
     (:data:`HEAD_START`) -> Dropout(``dropout``) (``head_dropout``) -> output layer.
 
-    ``name`` is a key of :data:`APPLICATIONS`; ``input_shape`` must have 3 (RGB) channels. For ``EfficientNetB*`` with a weights file,
+    ``name`` is a key of :data:`APPLICATIONS` (in ``model_catalog``, as are its options);
+    ``input_shape`` must have 3 (RGB) channels. For ``EfficientNetB*`` with a weights file,
     the file is taken to be Keras's ImageNet file and the input correction that Keras applies
     for ``weights="imagenet"`` is applied too. Call through ``build_model("keras:<name>")``.
     """

@@ -8,18 +8,21 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 
 from kerascv_emotion.errors import ConfigError
-from kerascv_emotion.models.applications import (
+from kerascv_emotion.model_catalog import (
     APPLICATIONS,
     KERAS_PREFIX,
-    block_patterns,
-    build_application,
+    MODEL_OPTIONS,
+    application_name,
+    check_model_options,
+    model_options,
 )
+from kerascv_emotion.models.applications import block_patterns, build_application
 from kerascv_emotion.models.blocks import (
     HEAD_START,
     PREDICTIONS,
@@ -41,20 +44,25 @@ def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
     """Decorator registering ``builder(input_shape, num_classes, head, **options)`` as ``name``.
 
     The builder must follow the naming convention of ``blocks.py`` and name its model ``name``.
+    A built-in's options must be those ``model_catalog.MODEL_OPTIONS`` lists for it (checked
+    here, so the catalog cannot drift from the builders); another model's options are added
+    to the catalog.
     """
     if name.startswith(KERAS_PREFIX) or name in _BUILDERS:
         raise ValueError(f"model name {name!r} is reserved or already registered")
 
     def decorator(builder: ModelBuilder) -> ModelBuilder:
+        options = tuple(list(inspect.signature(builder).parameters)[3:])
+        listed = MODEL_OPTIONS.setdefault(name, options)
+        if options != listed:
+            raise ValueError(
+                f"model {name!r}: the builder's options {options} are not the ones "
+                f"kerascv_emotion.model_catalog.MODEL_OPTIONS lists {listed}"
+            )
         _BUILDERS[name] = builder
         return builder
 
     return decorator
-
-
-def available_models() -> list[str]:
-    """Built-in model names (sorted), then the supported ``keras:<Name>`` applications."""
-    return sorted(_BUILDERS) + [f"{KERAS_PREFIX}{name}" for name in APPLICATIONS]
 
 
 def build_model(
@@ -90,28 +98,11 @@ def build_model(
 
 def _builder(name: str) -> ModelBuilder:
     """The builder of ``name``; ConfigError (listing the choices) for an unknown one."""
-    if name.startswith(KERAS_PREFIX) and name[len(KERAS_PREFIX):] in APPLICATIONS:
-        return functools.partial(build_application, name[len(KERAS_PREFIX):])
-    if name in _BUILDERS:
-        return _BUILDERS[name]
-    raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(available_models())}")
-
-
-def model_options(name: str) -> list[str]:
-    """The options (keyword arguments) the builder of model ``name`` accepts."""
-    return list(inspect.signature(_builder(name)).parameters)[3:]
-
-
-def check_model_options(name: str, options: Mapping[str, Any]) -> None:
-    """Raise ConfigError for an unknown model ``name`` or an option its builder lacks, without
-    building anything (the values are checked by the builder)."""
-    parameters = model_options(name)
-    unknown = sorted(set(options) - set(parameters))
-    if unknown:
-        raise ConfigError(
-            f"model {name!r} has no option(s) {', '.join(unknown)}; its options are: "
-            f"{', '.join(parameters)}"
-        )
+    model_options(name)  # ConfigError for a name the catalog lacks
+    application = application_name(name)
+    if application is not None:
+        return functools.partial(build_application, application)
+    return _BUILDERS[name]
 
 
 def _layer_index(model: keras.Model, layer_name: str) -> int:

@@ -1,43 +1,6 @@
 # Runs made of other runs: a dataset's `ensembles` (name -> member runs) and `distill` students
 # (name -> {teacher, arch, ...}); both are classification runs, evaluated, reported and compared
 # beside their members and teachers (common.smk: classification_runs).
-import re
-
-
-def _check_made_runs(name, ds):
-    """Ensemble members are trained or tuned runs of the dataset, a student's teacher one of those
-    or an ensemble; no name is used twice (checked at parse time, so a dry run reports it)."""
-    trained = trained_runs(name)
-    ensembles = list(ds.get("ensembles", {}))
-    taken = set(trained)
-    for made in ensembles + list(ds.get("distill", {})):
-        if made in taken:
-            raise ValueError(f"config datasets.{name}: the run name {made!r} is used twice; rename the ensemble "
-                             "or student")
-        taken.add(made)
-    for made, members in ds.get("ensembles", {}).items():
-        for member in members:
-            if member not in trained:
-                raise ValueError(f"config datasets.{name}.ensembles.{made}: {member!r} is not one of the "
-                                 f"dataset's runs {trained}")
-    for made, entry in ds.get("distill", {}).items():
-        if entry["teacher"] not in trained + ensembles:
-            raise ValueError(f"config datasets.{name}.distill.{made}.teacher: {entry['teacher']!r} is not one of "
-                             f"the dataset's runs or ensembles {trained + ensembles}")
-
-
-for _name, _ds in config["datasets"].items():
-    _check_made_runs(_name, _ds)
-
-
-def _names_pattern(key):
-    """A wildcard pattern matching exactly the names of every dataset's `key` entries (none: nothing)."""
-    names = sorted({made for ds in config["datasets"].values() for made in ds.get(key, {})})
-    return "|".join(re.escape(made) for made in names) or "(?!)"
-
-
-def student(wildcards):
-    return dataset(wildcards)["distill"][wildcards.student]
 
 
 # an ensemble's or a student's folder would also match `train`'s output pattern
@@ -48,28 +11,36 @@ ruleorder: distill > train
 rule ensemble:
     """One model averaging the probabilities of a dataset's runs (`ensembles: {name: [runs]}`)."""
     input:
-        models=lambda wc: [f"{RESULTS}/{wc.dataset}/{m}/model.keras" for m in dataset(wc)["ensembles"][wc.ensemble]],
+        models=lambda wc: [
+            f"{RESULTS}/{wc.dataset}/{m}/model.keras"
+            for m in dataset(wc)["ensembles"][wc.ensemble]
+        ],
     output:
         model=f"{RESULTS}/{{dataset}}/{{ensemble}}/model.keras",
         config=f"{RESULTS}/{{dataset}}/{{ensemble}}/config.json",
-    wildcard_constraints:
-        ensemble=_names_pattern("ensembles"),
     log:
         f"{RESULTS}/{{dataset}}/logs/ensemble-{{ensemble}}.log",
+    wildcard_constraints:
+        ensemble=_names_pattern("ensembles"),
     threads: 1
     resources:
         **job_resources("ensemble"),
     params:
-        runs=lambda wc, input: " ".join(shlex.quote(str(Path(m).parent)) for m in input.models),
+        runs=lambda wc, input: " ".join(
+            shlex.quote(str(Path(m).parent)) for m in input.models
+        ),
         run_dir=lambda wc, output: Path(output.model).parent,
+        gpus=GPUS,
     shell:
-        hide_gpus("ensemble") + "{CLI} ensemble {params.runs} --out {params.run_dir} --threads {threads} "
-        "--gpus {GPUS} > {log} 2>&1"
+        hide_gpus("ensemble")
+        + "{CLI} ensemble {params.runs} --out {params.run_dir} --threads {threads} "
+        "--gpus {params.gpus} > {log} 2>&1"
 
 
 rule distill:
     """A student trained on a teacher run's soft targets plus the labels (`distill: {name: {teacher,
-    arch, temperature, alpha, recipe keys}}`), with the dataset's recipe and the arch's options."""
+    arch, temperature, alpha, recipe keys}}`), with the dataset's recipe and the arch's options.
+    """
     input:
         index=f"{RESULTS}/{{dataset}}/data/index.csv",
         teacher=lambda wc: f"{RESULTS}/{wc.dataset}/{student(wc)['teacher']}/model.keras",
@@ -77,10 +48,10 @@ rule distill:
         model=f"{RESULTS}/{{dataset}}/{{student}}/model.keras",
         config=f"{RESULTS}/{{dataset}}/{{student}}/config.json",
         history=f"{RESULTS}/{{dataset}}/{{student}}/history.csv",
-    wildcard_constraints:
-        student=_names_pattern("distill"),
     log:
         f"{RESULTS}/{{dataset}}/logs/distill-{{student}}.log",
+    wildcard_constraints:
+        student=_names_pattern("distill"),
     threads: config.get("threads_per_job", 2)
     resources:
         **job_resources("distill"),
@@ -96,5 +67,6 @@ rule distill:
             + data_options(dataset(wc))
         ),
     shell:
-        hide_gpus("distill") + "{CLI} distill {params.teacher_dir} --index {input.index} --arch {params.arch} "
+        hide_gpus("distill")
+        + "{CLI} distill {params.teacher_dir} --index {input.index} --arch {params.arch} "
         "--out {params.run_dir} {params.options} --threads {threads} > {log} 2>&1"

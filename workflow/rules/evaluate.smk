@@ -14,9 +14,13 @@ rule evaluate:
     params:
         run_dir=lambda wc, input: Path(input.model).parent,
         tta=lambda wc: dataset(wc).get("tta", "none"),
+        bootstrap=config["bootstrap"],
+        gpus=GPUS,
     shell:
-        hide_gpus("evaluate") + "{CLI} evaluate {params.run_dir} --index {input.index} --split {wildcards.split} "
-        "--bootstrap {config[bootstrap]} --tta {params.tta} --threads {threads} --gpus {GPUS} > {log} 2>&1"
+        hide_gpus("evaluate")
+        + "{CLI} evaluate {params.run_dir} --index {input.index} --split {wildcards.split} "
+        "--bootstrap {params.bootstrap} --tta {params.tta} --threads {threads} --gpus {params.gpus} "
+        "> {log} 2>&1"
 
 
 rule report:
@@ -57,9 +61,11 @@ rule export:
         run_dir=lambda wc, input: Path(input.model).parent,
         out_dir=lambda wc, output: Path(output.report).parent,
         options=export_options,
+        gpus=GPUS,
     shell:
-        hide_gpus("export") + "{CLI} export {params.run_dir} {params.options} --out {params.out_dir} "
-        "--threads {threads} --gpus {GPUS} > {log} 2>&1"
+        hide_gpus("export")
+        + "{CLI} export {params.run_dir} {params.options} --out {params.out_dir} "
+        "--threads {threads} --gpus {params.gpus} > {log} 2>&1"
 
 
 rule compare:
@@ -83,7 +89,9 @@ rule compare:
     resources:
         **job_resources("compare"),
     params:
-        runs=lambda wc: " ".join(f"{RESULTS}/{wc.dataset}/{r}" for r in classification_runs(wc.dataset)),
+        runs=lambda wc: " ".join(
+            f"{RESULTS}/{wc.dataset}/{r}" for r in classification_runs(wc.dataset)
+        ),
         out_dir=lambda wc, output: Path(output.html).parent,
         split=lambda wc: eval_split(wc.dataset),
     shell:

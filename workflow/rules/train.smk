@@ -21,56 +21,40 @@ rule train:
             + data_options(dataset(wc))
         ),
     shell:
-        run_logged("train", "{CLI} train --index {input.index} --arch {params.arch} --out {params.run_dir} "
-            "{params.options} --threads {threads}")
+        run_logged(
+            "train",
+            "{CLI} train --index {input.index} --arch {params.arch} --out {params.run_dir} "
+            "{params.options} --threads {threads}",
+        )
 
 
-rule tune:
-    """Two-phase fine-tuning of a trained model: head first, then everything at a low rate."""
-    input:
-        index=f"{RESULTS}/{{dataset}}/data/index.csv",
-        model=f"{RESULTS}/{{dataset}}/{{arch}}/model.keras",
-    output:
-        model=f"{RESULTS}/{{dataset}}/{{arch}}-tuned/model.keras",
-        config=f"{RESULTS}/{{dataset}}/{{arch}}-tuned/config.json",
-    log:
-        f"{RESULTS}/{{dataset}}/logs/tune-{{arch}}.log",
-    threads: config.get("threads_per_job", 2)
-    resources:
-        **job_resources("tune"),
-    params:
-        run_dir=lambda wc, output: Path(output.model).parent,
-        options=lambda wc: (
-            flags(dataset(wc)["tune"], TUNE_FLAGS)
-            + tune_recipe_options(dataset(wc), dataset(wc)["tune"])
-            + data_options(dataset(wc))
-        ),
-    shell:
-        run_logged("tune", "{CLI} tune {input.model} --index {input.index} --out {params.run_dir} "
-            "{params.options} --threads {threads}")
+# `tune` and `tune_valence_arousal`: one rule shape, one rule per entry of TUNES (common.smk)
+for _tune_rule, (_section, _suffix, _log, _task) in TUNES.items():
 
-
-rule tune_valence_arousal:
-    """A trained classifier tuned into a Dense(2) valence/arousal regressor (Hewitt & Gunes)."""
-    input:
-        index=f"{RESULTS}/{{dataset}}/data/index.csv",
-        model=f"{RESULTS}/{{dataset}}/{{arch}}/model.keras",
-    output:
-        model=f"{RESULTS}/{{dataset}}/{{arch}}-va/model.keras",
-        config=f"{RESULTS}/{{dataset}}/{{arch}}-va/config.json",
-    log:
-        f"{RESULTS}/{{dataset}}/logs/tune-va-{{arch}}.log",
-    threads: config.get("threads_per_job", 2)
-    resources:
-        **job_resources("tune_valence_arousal"),
-    params:
-        run_dir=lambda wc, output: Path(output.model).parent,
-        options=lambda wc: (
-            "--task regression --class-weight none "
-            + flags(dataset(wc)["regression"], TUNE_FLAGS)
-            + tune_recipe_options(dataset(wc), dataset(wc)["regression"], "regression")
-            + data_options(dataset(wc))
-        ),
-    shell:
-        run_logged("tune_valence_arousal", "{CLI} tune {input.model} --index {input.index} --out {params.run_dir} "
-            "{params.options} --threads {threads}")
+    rule:
+        """Two-phase fine-tuning of a trained model: head first, then everything at a low rate
+        (`tune`: the `tune` section's archs; `tune_valence_arousal`: the `regression` section's
+        `from_arch`, tuned into a Dense(2) valence/arousal regressor as Hewitt & Gunes did).
+        """
+        name:
+            _tune_rule
+        input:
+            index=f"{RESULTS}/{{dataset}}/data/index.csv",
+            model=f"{RESULTS}/{{dataset}}/{{arch}}/model.keras",
+        output:
+            model=f"{RESULTS}/{{dataset}}/{{arch}}-{_suffix}/model.keras",
+            config=f"{RESULTS}/{{dataset}}/{{arch}}-{_suffix}/config.json",
+        log:
+            f"{RESULTS}/{{dataset}}/logs/{_log}-{{arch}}.log",
+        threads: config.get("threads_per_job", 2)
+        resources:
+            **job_resources(_tune_rule),
+        params:
+            run_dir=lambda wc, output: Path(output.model).parent,
+            options=tune_options(_section, _task),
+        shell:
+            run_logged(
+                _tune_rule,
+                "{CLI} tune {input.model} --index {input.index} --out {params.run_dir} "
+                "{params.options} --threads {threads}",
+            )
