@@ -333,6 +333,7 @@ def test_bad_ensembles_and_students_are_clear_errors(tmp_path: Path, faces: dict
     result = _snakemake("-n", "--cores", "1", "--configfile", str(_faces_with_made_runs(tmp_path, **faces)),
                         cwd=tmp_path)
     assert result.returncode != 0 and message in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr  # one line, not Snakemake's traceback
 
 
 def test_distill_defaults_have_one_home() -> None:

@@ -385,22 +385,22 @@ def _check_made_runs(name, ds):
     taken = set(trained)
     for made in ensembles + list(ds.get("distill", {})):
         if made in taken:
-            raise ValueError(
-                f"config datasets.{name}: the run name {made!r} is used twice; rename the ensemble "
+            _config_error(
+                f"datasets.{name}: the run name {made!r} is used twice; rename the ensemble "
                 "or student"
             )
         taken.add(made)
     for made, members in ds.get("ensembles", {}).items():
         for member in members:
             if member not in trained:
-                raise ValueError(
-                    f"config datasets.{name}.ensembles.{made}: {member!r} is not one of the "
+                _config_error(
+                    f"datasets.{name}.ensembles.{made}: {member!r} is not one of the "
                     f"dataset's runs {trained}"
                 )
     for made, entry in ds.get("distill", {}).items():
         if entry["teacher"] not in trained + ensembles:
-            raise ValueError(
-                f"config datasets.{name}.distill.{made}.teacher: {entry['teacher']!r} is not one of "
+            _config_error(
+                f"datasets.{name}.distill.{made}.teacher: {entry['teacher']!r} is not one of "
                 f"the dataset's runs or ensembles {trained + ensembles}"
             )
 
