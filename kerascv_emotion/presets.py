@@ -65,13 +65,28 @@ def _interval(block: dict[str, Any]) -> dict[str, float]:
     return {"estimate": block["estimate"], "low": block["low"], "high": block["high"]}
 
 
+def _int8_export(run_dir: Path) -> dict[str, Any] | None:
+    """The size, single-image latency and validation accuracy of ``RUN``'s int8 LiteRT export
+    (``kerascv-emotion export RUN --format litert --quantize int8``), or None without one."""
+    from kerascv_emotion.export import export_dir
+
+    path = export_dir(run_dir, "litert", "int8") / "export.json"
+    if not path.is_file():
+        return None
+    report = read_json(path)
+    keys = ("size_bytes", "runtime", "latency", "passed", "criterion", "export_accuracy", "keras_accuracy",
+            "top1_agreement", "export_rmse", "keras_rmse", "compared_on")
+    return {"format": "LiteRT int8", **{key: report[key] for key in keys if key in report}}
+
+
 def make_card(run_dir: str | os.PathLike, name: str, data_licence: str, train_command: str, commit: str,
               faces: bool = True, notes: Sequence[str] = ()) -> dict[str, Any]:
     """The model card of a preset built from ``run_dir``: what it predicts and from what input
     (``faces``: face crops, so ``predict`` detects faces first; else whole images),
     what it was trained on and how (the run's settings, plus ``train_command`` and ``commit``,
     which a run folder does not record), and its validation figures with their bootstrap
-    intervals (:data:`CARD_SPLIT`). DataError if the run has not been evaluated on that split
+    intervals (:data:`CARD_SPLIT`), and its int8 LiteRT export's size, latency and accuracy
+    where the run has one (:func:`_int8_export`). DataError if the run has not been evaluated on that split
     with bootstrap intervals."""
     run_dir = Path(run_dir)
     config = read_config(run_dir)
@@ -123,6 +138,7 @@ def make_card(run_dir: str | os.PathLike, name: str, data_licence: str, train_co
                                      "confidence": metrics["bootstrap"].get("confidence"),
                                      "resamples": metrics["bootstrap"].get("n_resamples")}},
         "inference": metrics.get("inference"),
+        "int8": _int8_export(run_dir),
         "run": run_dir.resolve().name,
         "notes": list(notes),
     }

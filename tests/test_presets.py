@@ -90,6 +90,14 @@ def test_build_preset_writes_the_card_from_the_run(evaluated_run: Path, presets:
     assert f"val accuracy {metrics['accuracy']:.3f}" in listing
     assert "exists; give --replace" in _build(evaluated_run, "fer2013", code=1)
     assert "has no eval/val/metrics.json" in _build(tiny_run, "other", code=1)
+    assert card["int8"] is None  # the run has no int8 export yet
+    _invoke("export", str(evaluated_run), "--format", "litert", "--quantize", "int8")
+    export = read_json(evaluated_run / "export" / "litert-int8" / "export.json")
+    _build(evaluated_run, "with-int8")
+    int8 = read_json(presets / "with-int8" / "card.json")["int8"]
+    assert int8["format"] == "LiteRT int8" and int8["latency"] == export["latency"]
+    assert int8["latency"]["ms_median"] > 0
+    assert (int8["size_bytes"], int8["export_accuracy"]) == (export["size_bytes"], export["export_accuracy"])
 
 
 def test_predict_without_a_run_and_the_recognizer_agree(evaluated_run: Path, presets: Path, tmp_path: Path) -> None:
