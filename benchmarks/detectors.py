@@ -28,9 +28,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from latency import cpu_name  # noqa: E402  (benchmarks/ is the script's folder)
 from PIL import Image  # noqa: E402
 
-from benchmarks.photos_per_second import cpu_name  # noqa: E402
 from kerascv_emotion.face_detection import DETECTORS, find_faces  # noqa: E402
 
 Box = tuple[float, float, float, float]  # x, y, width, height (pixels)

@@ -24,7 +24,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from latency import cpu_name  # noqa: E402  (benchmarks/ is the script's folder)
 from PIL import Image  # noqa: E402
 
 TEST_PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data"
@@ -95,15 +95,6 @@ def fer_package() -> Callable[[Sequence[Path]], int]:
         sys.exit(f"error: the fer package is not importable ({exc}); install it as the module docstring says")
     detector = FER()
     return lambda photos: sum(len(detector.detect_emotions(cv2.imread(str(p)))) for p in photos)
-
-
-def cpu_name() -> str:
-    """``lscpu``'s model name (falls back to the platform string)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def main() -> None:
