@@ -104,7 +104,7 @@ def tune(settings: TuneSettings, out_dir: str | os.PathLike, verbose: int = 2, r
     run_dir = Path(out_dir)
     with runs.claim(run_dir, state, restart=restart) as work:
         seed_everything(train_settings.seed, train_settings.deterministic)
-        data = load_data(train_settings, stream_seed(train_settings.seed, model_file), refresh_cache)
+        data = load_data(train_settings, stream_seed(train_settings.seed, model.weights), refresh_cache)
         num_outputs = len(data.output_names)
         new_head = train_settings.task != old_task or model.output_shape[-1] != num_outputs
         if new_head:

@@ -117,18 +117,19 @@ def compile_model(model: Any, settings: TrainSettings, optimizer: Any) -> None:
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
 
-def stream_seed(seed: int, source: Path | None = None) -> int:
+def stream_seed(seed: int, source_weights: Sequence[Any] | None = None) -> int:
     """The seed of a run's random streams (batch order, augmentation, dropout noise): ``seed``
-    for a model trained from scratch; for a model tuned from the file ``source``, ``seed``
-    mixed with the file's SHA-256. With the bare seed, tune's epoch 0 replayed the very batches
-    and dropout masks that the source run's epoch 0 had fitted the model to, and its history
-    logged a memorised training accuracy (1.0 where the saved model scores 0.25)."""
-    if source is None:
+    for a model trained from scratch; for a model tuned from another, ``seed`` mixed with the
+    SHA-256 of the source model's weights (``source_weights``, its ``model.weights``, in order).
+    With the bare seed, tune's epoch 0 replayed the very batches and dropout masks that the
+    source run's epoch 0 had fitted the model to, and its history logged a memorised training
+    accuracy (1.0 where the saved model scores 0.25). The weights, not the ``.keras`` file's
+    bytes, are hashed: the file holds save times, so the same weights saved twice differ."""
+    if source_weights is None:
         return seed
     digest = hashlib.sha256()
-    with open(source, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for weight in source_weights:
+        digest.update(np.ascontiguousarray(np.asarray(weight)).tobytes())
     return int(np.random.SeedSequence([seed, int(digest.hexdigest()[:16], 16)]).generate_state(1)[0])
 
 

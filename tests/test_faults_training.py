@@ -6,6 +6,7 @@ or left behind (no half file, no NaN ``model.keras``, no ``work/`` state)."""
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,8 +179,16 @@ def test_tune_history_describes_the_model_it_trains(tiny_faces: Path, tmp_path: 
     first = _history(tuned)[0]
     source = _history(base)[0]
     assert float(first["accuracy"]) < 0.9 and float(first["loss"]) > 0.5 * float(source["loss"]), (first, source)
-    assert stream_seed(0, base / "model.keras") == stream_seed(0, base / "model.keras") != 0
+    from kerascv_emotion.runs import load_model
+
+    model = load_model(base / "model.keras")
+    assert stream_seed(0, model.weights) == json.loads((tuned / "config.json").read_text())["stream_seed"] != 0
     assert stream_seed(0) == 0
+    model.save(tmp_path / "again.keras")  # the same weights saved again: other file bytes, the same seed
+    assert (tmp_path / "again.keras").read_bytes() != (base / "model.keras").read_bytes()
+    assert stream_seed(0, load_model(tmp_path / "again.keras").weights) == stream_seed(0, model.weights)
+    model.weights[0].assign(model.weights[0] + 1.0)  # other weights: another seed
+    assert stream_seed(0, model.weights) != stream_seed(0, load_model(base / "model.keras").weights)
 
 
 # ---------------------------------------------------------------- the image cache
