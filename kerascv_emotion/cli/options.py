@@ -41,7 +41,7 @@ def split_pairs(option: str, pairs: tuple[str, ...], usage: str) -> list[tuple[s
 
 def check_arch(arch: str) -> None:
     """A one-line error unless ``--arch`` names a registered architecture."""
-    from kerascv_emotion.models import available_models
+    from kerascv_emotion.model_catalog import available_models  # no TensorFlow
 
     names = available_models()
     if arch not in names:
