@@ -7,7 +7,7 @@ See benchmarks/README.md, "Photos per second".
 The peer is not a dependency: install it beside, without its dependencies (its MTCNN option
 pulls PyTorch, which its default Haar path never imports)::
 
-    pip install --no-deps --target /tmp/fer fer==25.10.3
+    pip install --no-deps --target /tmp/fer fer==25.10.3 "setuptools<81"  # fer imports pkg_resources
     PYTHONPATH=/tmp/fer python benchmarks/photos_per_second.py --ckplus ../shared/data/ckplus48
 
 Photos: ``--photos DIR`` (every image in it), else ``--count`` (100) photos made here from real
