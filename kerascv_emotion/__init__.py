@@ -38,6 +38,7 @@ _API: dict[str, str] = {
     # evaluation, calibration, reports
     "evaluate": "kerascv_emotion.evaluation:evaluate",
     "calibrate_run": "kerascv_emotion.temperature:calibrate_run",
+    "correct_run_prior": "kerascv_emotion.priors:correct_run_prior",
     "write_run_report": "kerascv_emotion.reporting:write_run_report",
     "write_comparison": "kerascv_emotion.reporting:write_comparison",
     "metrics": "kerascv_emotion.metrics",

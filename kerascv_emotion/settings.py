@@ -41,6 +41,7 @@ class TrainSettings:
     mixup_alpha: float = 0.0  # mixup's Beta(alpha, alpha) per batch; 0: off
     cutmix_alpha: float = 0.0  # cutmix's Beta(alpha, alpha) per batch; 0: off (both on: one per batch)
     class_weight: str | None = "balanced"
+    prior_correction: bool = False  # balanced weights only: bake log(train class frequencies) into the output bias
     monitor: str | None = None
     patience: int | None = None
     reduce_lr_patience: int | None = None
@@ -60,6 +61,9 @@ class TrainSettings:
         _check_choice("on_bad_image", self.on_bad_image, ("skip", "fail"))
         _check_choice("class_weight", self.class_weight, ("balanced", None))
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.prior_correction and (self.task != "classification" or self.class_weight != "balanced"):
+            raise ConfigError("prior_correction needs a classification task trained with class_weight='balanced' "
+                              "(without class weights the outputs already follow the training class mix)")
         _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         if self.epochs < 1 or self.batch_size < 1 or self.image_size < 8:
             raise ConfigError("epochs and batch_size must be >= 1 and image_size >= 8")

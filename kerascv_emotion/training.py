@@ -25,6 +25,7 @@ from kerascv_emotion.data.index import DatasetIndex, read_index
 from kerascv_emotion.devices import device_record, library_versions
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.io import read_json, write_json
+from kerascv_emotion.priors import CLASS_PRIOR_KEY, class_prior, shift_output_bias
 from kerascv_emotion.resume import repair_backup, resume_threshold
 from kerascv_emotion.settings import TrainSettings
 from kerascv_emotion.tasks import REGRESSION_NAMES, default_monitor, monitor_mode
@@ -348,15 +349,29 @@ def fit_phase(model: Any, settings: TrainSettings, data: TrainData, work: Path, 
     return result
 
 
+def _prior_corrected(checkpoint: Path, work: Path, data: TrainData) -> tuple[Path, list[float]]:
+    """``checkpoint``'s model with the training split's log class frequencies added to its output
+    bias (:mod:`kerascv_emotion.priors`), saved beside it; returns its path and the frequencies."""
+    prior = class_prior(data.train.cached.label_ids, len(data.output_names))
+    model = runs.load_model(checkpoint)
+    shift_output_bias(model, prior)
+    corrected = work / "prior-corrected.keras"
+    model.save(corrected)
+    return corrected, prior.tolist()
+
+
 def finish_run(run_dir: Path, work: Path, checkpoint: Path | None, phase_names: Sequence[str],
                settings: TrainSettings, data: TrainData, model: Any, **extra: Any) -> None:
     """The run's final artefacts (:func:`kerascv_emotion.runs.finish`) with every setting,
     the data's classes and counts, the parameter count and library versions in ``config.json``;
-    then a classification run's temperature (:func:`kerascv_emotion.temperature.fit_run_temperature`)."""
+    then a classification run's temperature (:func:`kerascv_emotion.temperature.fit_run_temperature`).
+    With ``settings.prior_correction`` the promoted model is the best checkpoint's prior-corrected copy."""
     if checkpoint is None:
         raise DataError(f"{run_dir} never produced a finite {settings.monitor}; see {work}")
     if data.skipped:
         log.warning("%d image(s) skipped; listed in %s", len(data.skipped), run_dir / "skipped_images.json")
+    if settings.prior_correction:
+        checkpoint, extra[CLASS_PRIOR_KEY] = _prior_corrected(checkpoint, work, data)
     config = {**dataclasses.asdict(settings), "class_names": data.class_names, "output_names": data.output_names,
               "params": int(model.count_params()), "samples": data.counts, "versions": library_versions(),
               "devices": device_record(), **extra}

@@ -104,7 +104,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("data", "augment", "metrics", "devices", "inference", "model_catalog"),
     ("models", "batchnorm_statistics"),
     ("runs", "resume"),
-    ("temperature",),
+    ("temperature", "priors"),
     ("callbacks", "settings", "training", "finetune", "ensemble", "distillation"),
     ("explain", "evaluation", "export", "face_detection", "predict", "presets", "recognizer"),
     ("reporting",),

@@ -60,7 +60,7 @@ def main(quiet: bool, verbose: bool) -> None:
 for _command in (
     data.synth, data.index_command,
     train.train, train.tune, train.models_command,
-    evaluate.evaluate, evaluate.calibrate,
+    evaluate.evaluate, evaluate.calibrate, evaluate.correct_prior,
     report.report, report.compare,
     ensemble.ensemble, ensemble.distill,
     deploy.predict, deploy.explain, deploy.export, deploy.presets, deploy.build_preset,

@@ -1,5 +1,6 @@
 """``kerascv-emotion evaluate``: a run's predictions and metrics on a split or a labelled folder;
-``calibrate``: fit (or refit) a run's temperature."""
+``calibrate``: fit (or refit) a run's temperature; ``correct-prior``: a balanced-weight run's
+prior-corrected copy."""
 
 from __future__ import annotations
 
@@ -82,3 +83,19 @@ def calibrate(run: Path, threads: int, gpus: int) -> None:
     click.echo(f"temperature {record['temperature']:.3f}: val NLL {record['raw']['nll']:.4f} -> "
                f"{record['calibrated']['nll']:.4f}, ECE {record['raw']['ece']:.4f} -> {record['calibrated']['ece']:.4f}")
     click.echo(f"wrote {run / 'calibration.json'}")
+
+
+@click.command("correct-prior")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="The new run folder.")
+@with_options(device_options)
+def correct_prior(run: Path, out: Path, threads: int, gpus: int) -> None:
+    """Write RUN (a classifier trained with balanced class weights) into the new run folder OUT with
+    log(training class frequencies) added to its output bias, so its probabilities follow the
+    training class mix (the accuracy-optimal decision); OUT's temperature is fitted anew. What
+    `train --prior-correction` does at the end of training."""
+    setup_devices(threads, gpus)
+    from kerascv_emotion.priors import correct_run_prior
+
+    correct_run_prior(run, out)
+    click.echo(f"wrote {out} (prior-corrected copy of {run})")

@@ -105,6 +105,10 @@ training_options = [
     settings_option("--precise-bn-images", "precise_bn_images", type=click.IntRange(min=0),
                     help="Training images the BatchNorm statistics are recomputed from each epoch (0: off)."),
     settings_option("--class-weight", "class_weight", type=click.Choice(["balanced", "none"])),
+    settings_option("--prior-correction", "prior_correction", is_flag=True,
+                    help="With balanced class weights: add log(training class frequencies) to the output "
+                         "bias after training, so the probabilities follow the training class mix "
+                         "(accuracy-optimal) instead of a balanced one."),
     settings_option("--monitor", "monitor", help="Metric for the best epoch (default val_macro_f1 / val_ccc_mean)."),
     settings_option("--optimizer", "optimizer", type=click.Choice(list(OPTIMIZERS)),
                     help="adam (the paper's), adamw, or sgd with Nesterov momentum 0.9."),

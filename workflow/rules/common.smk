@@ -239,6 +239,7 @@ TRAIN_FLAGS = {
     "channels": "--channels",
     "patience": "--patience",
     "reduce_lr_patience": "--reduce-lr-patience",
+    "prior_correction": "--prior-correction",
 }
 RECIPE_FLAGS = {
     "epochs": "--epochs",
