@@ -146,7 +146,8 @@ def test_each_config_dry_runs_only_its_own_datasets(name: str, tmp_path: Path) -
     assert result.returncode == 0, result.stderr[-3000:]
     config = yaml.safe_load((REPO / "configs" / name).read_text())
     assert _planned_datasets(result.stdout) == set(config["datasets"])
-    assert _job_counts(result.stdout)["train"] == sum(len(ds["archs"]) for ds in config["datasets"].values())
+    assert _job_counts(result.stdout)["train"] == sum(
+        len(ds["archs"]) + sum(map(len, ds.get("seeds", {}).values())) for ds in config["datasets"].values())
 
 
 def test_without_configfile_the_default_config_runs(tmp_path: Path) -> None:
@@ -322,10 +323,27 @@ def test_ensembles_and_students_are_planned_and_compared_beside_their_members(tm
         assert f"evaluate results/faces/{run} " in result.stdout and f"report results/faces/{run} " in result.stdout
 
 
+def test_seeds_train_more_runs_of_an_arch_for_an_ensemble(tmp_path: Path) -> None:
+    made = _faces_with_made_runs(tmp_path, seeds={"vgg": [7, 8]}, ensembles={"ensemble": ["vgg", "vgg_seed7", "vgg_seed8"]})
+    result = _snakemake("-n", "-p", "--cores", "4", "--configfile", str(made), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trains = {run: line for line in result.stdout.splitlines()
+              for run in re.findall(r"-m kerascv_emotion train .* --out results/faces/(\S+) ", line)}
+    assert {"vgg", "vgg_seed7", "vgg_seed8"} <= set(trains)
+    for run, seed in (("vgg", 0), ("vgg_seed7", 7), ("vgg_seed8", 8)):
+        assert "--arch vgg " in trains[run] and len(re.findall(r"--seed (\d+)", trains[run])) == 1
+        assert f"--seed {seed} " in trains[run], trains[run]
+    assert trains["vgg"].split("--seed")[0] == trains["vgg_seed7"].split("--seed")[0].replace("vgg_seed7", "vgg")
+    assert re.search(r"ensemble results/faces/vgg results/faces/vgg_seed7 results/faces/vgg_seed8 ", result.stdout)
+    assert "report results/faces/vgg_seed8 " in result.stdout
+
+
 @pytest.mark.parametrize(("faces", "message"), [
     ({"ensembles": {"ens": ["alexnet", "covid"]}}, "datasets.faces.ensembles.ens: 'covid' is not one of"),
     ({"ensembles": {"vgg": ["alexnet", "mobilenet"]}}, "the run name 'vgg' is used twice"),
     ({"distill": {"s": {"teacher": "nope", "arch": "vgg"}}}, "datasets.faces.distill.s.teacher: 'nope' is not"),
+    ({"seeds": {"covid": [1]}}, "datasets.faces.seeds: 'covid' is not in its archs"),
+    ({"seeds": {"vgg": [0, 1]}}, "datasets.faces.seeds.vgg: 0 is the dataset's own seed"),
     ({"distill": {"s": {"teacher": "vgg", "arch": "keras:NoSuchNet"}}},
      "datasets.faces.distill.s.arch: 'keras:NoSuchNet' is not a model"),
 ])

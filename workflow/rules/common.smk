@@ -33,6 +33,16 @@ def _validate_config(config):
 _validate_config(config)
 
 for _name, _ds in config["datasets"].items():
+    for _arch, _seeds in _ds.get("seeds", {}).items():
+        if _arch not in _ds["archs"]:
+            _config_error(
+                f"datasets.{_name}.seeds: {_arch!r} is not in its archs {_ds['archs']}"
+            )
+        if _ds.get("seed") in _seeds:
+            _config_error(
+                f"datasets.{_name}.seeds.{_arch}: {_ds['seed']} is the dataset's own seed "
+                f"(its run {_arch} already trains with it); give other seeds"
+            )
     for _arch in _ds.get("tune", {}).get("archs", []):
         if _arch not in _ds["archs"]:
             _config_error(
@@ -147,20 +157,37 @@ def dataset(wildcards):
     return config["datasets"][wildcards.dataset]
 
 
+SEED_SUFFIX = "_seed"  # `seeds: {vgg: [1]}` trains the run vgg_seed1
+
+
+def architecture_runs(ds):
+    """`{run folder name: (arch, seed)}` of a dataset's `train` jobs: each `archs` entry at the
+    dataset's seed (None: the CLI's default), then each `seeds` entry's extra seeds."""
+    runs = {run_name(arch): (arch, ds.get("seed")) for arch in ds["archs"]}
+    for arch, seeds in ds.get("seeds", {}).items():
+        runs |= {f"{run_name(arch)}{SEED_SUFFIX}{seed}": (arch, seed) for seed in seeds}
+    return runs
+
+
 def arch_of(wildcards):
     """The architecture (as `--arch` takes it) behind a run folder name."""
-    for arch in dataset(wildcards)["archs"]:
-        if run_name(arch) == wildcards.arch:
-            return arch
-    raise ValueError(
-        f"dataset {wildcards.dataset} has no architecture named {wildcards.arch}"
-    )
+    try:
+        return architecture_runs(dataset(wildcards))[wildcards.arch][0]
+    except KeyError:
+        raise ValueError(
+            f"dataset {wildcards.dataset} has no architecture named {wildcards.arch}"
+        ) from None
+
+
+def seed_of(wildcards):
+    """The training seed of a run folder name (None: the CLI's default)."""
+    return architecture_runs(dataset(wildcards))[wildcards.arch][1]
 
 
 def trained_runs(name):
     """The runs `train` and `tune` make of a dataset's classifiers."""
     ds = config["datasets"][name]
-    runs = [run_name(a) for a in ds["archs"]]
+    runs = list(architecture_runs(ds))
     if "tune" in ds:
         runs += [f"{run_name(a)}-tuned" for a in ds["tune"].get("archs", ds["archs"])]
     return runs
@@ -304,9 +331,11 @@ def tune_recipe_options(ds, section, task="classification"):
     return flags(recipe, RECIPE_FLAGS)
 
 
-def data_options(ds):
-    """CLI options shared by train and tune, from a dataset's config."""
-    return flags(ds, DATA_FLAGS) + f"--gpus {GPUS}"
+def data_options(ds, seed=None):
+    """CLI options shared by train and tune, from a dataset's config (`seed`: another seed
+    than the dataset's)."""
+    values = ds if seed is None else ds | {"seed": seed}
+    return flags(values, DATA_FLAGS) + f"--gpus {GPUS}"
 
 
 # the data rule (data.smk)

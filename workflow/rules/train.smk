@@ -1,5 +1,6 @@
 rule train:
-    """Train one architecture on one dataset (one job per dataset x architecture)."""
+    """Train one architecture on one dataset (one job per dataset x architecture, and per extra
+    seed of its `seeds` entry)."""
     input:
         index=f"{RESULTS}/{{dataset}}/data/index.csv",
     output:
@@ -18,7 +19,7 @@ rule train:
             flags(dataset(wc), TRAIN_FLAGS)
             + recipe_options(dataset(wc), arch_of(wc))
             + arch_options(dataset(wc), arch_of(wc))
-            + data_options(dataset(wc))
+            + data_options(dataset(wc), seed_of(wc))
         ),
     shell:
         run_logged(
