@@ -114,7 +114,9 @@ def test_default_workflow_runs_as_slurm_jobs_with_one_gpu_each(tmp_path: Path) -
     jobs = _slurm_jobs([log.stem for log in logs])
     assert len(jobs) == len(logs) and all(job["state"] == "COMPLETED" for job in jobs.values()), jobs
 
-    # GPU jobs that overlapped in time saw different CUDA_VISIBLE_DEVICES (recorded in config.json)
+    # GPU jobs that overlapped in time saw different CUDA_VISIBLE_DEVICES (recorded in config.json).
+    # Whether two overlap is SLURM's scheduling, so it is not required here (that would race the
+    # scheduler); distinct claims of simultaneous jobs are pinned with held locks in test_devices.py.
     gpu_jobs = []
     for job in jobs.values():
         match = re.match(r"rule_(\w+?)_wildcards_([^_]+)_(.+)$", job["comment"])
@@ -126,5 +128,4 @@ def test_default_workflow_runs_as_slurm_jobs_with_one_gpu_each(tmp_path: Path) -
     assert len(gpu_jobs) == 5
     assert all(gpu in ("0", "1") for _, _, gpu in gpu_jobs), gpu_jobs
     overlapping = [(a, b) for i, a in enumerate(gpu_jobs) for b in gpu_jobs[i + 1:] if a[0] < b[1] and b[0] < a[1]]
-    assert overlapping, f"no two GPU jobs ran at the same time: {gpu_jobs}"
     assert all(a[2] != b[2] for a, b in overlapping), overlapping
