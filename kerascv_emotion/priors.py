@@ -77,8 +77,6 @@ def correct_run_prior(run_dir: str | os.PathLike, out_dir: str | os.PathLike) ->
     ``out_dir`` (``config.json`` adds ``prior_correction: true``, :data:`CLASS_PRIOR_KEY` and
     ``corrected_from``; its history is copied), then fit the new run's temperature on the
     validation split. Returns ``out_dir``."""
-    from kerascv_emotion.data.cache import cache_dir_for, load_split
-    from kerascv_emotion.data.index import read_index
     from kerascv_emotion.temperature import calibrate_run
 
     source, out = Path(run_dir).resolve(), Path(out_dir)
@@ -86,10 +84,7 @@ def correct_run_prior(run_dir: str | os.PathLike, out_dir: str | os.PathLike) ->
     check_correctable(config, source)
     if out.resolve() == source:
         raise DataError(f"--out {out} is the run itself; give a new folder (the original stays as it is)")
-    index_path = Path(config["index"])
-    train = load_split(read_index(index_path), "train", int(config["image_size"]), int(config["channels"]),
-                       cache_dir=cache_dir_for(config.get("cache_dir"), index_path),
-                       on_bad_image=config.get("on_bad_image", "skip"), max_pixels=config.get("max_pixels"))
+    train = runs.load_run_split(config, "train")
     prior = class_prior(train.label_ids, len(config["output_names"]))
     model = runs.load_model(source / runs.MODEL)
     shift_output_bias(model, prior)

@@ -18,7 +18,14 @@ import numpy as np
 from kerascv_emotion.errors import DataError
 from kerascv_emotion.inference import predict_batches
 from kerascv_emotion.io import read_json, write_json
-from kerascv_emotion.runs import CALIBRATION, MODEL, load_model, load_run, read_config
+from kerascv_emotion.runs import (
+    CALIBRATION,
+    MODEL,
+    load_model,
+    load_run,
+    load_run_split,
+    read_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +61,10 @@ def fit_run_temperature(run_dir: str | os.PathLike, val: Any, batch_size: int = 
 def calibrate_run(run_dir: str | os.PathLike, batch_size: int = 64) -> dict[str, Any]:
     """:func:`fit_run_temperature` on the validation split of the run's own index (for a run
     trained before calibration existed, or to refit); returns ``calibration.json``'s content."""
-    from kerascv_emotion.data.cache import cache_dir_for, load_split
-    from kerascv_emotion.data.index import read_index
-
     config = read_config(run_dir)
     if config.get("task", "classification") != "classification":
         raise DataError(f"{run_dir} is a {config['task']} run; temperature scaling is for classification runs")
-    index_path = Path(config["index"])
-    val = load_split(read_index(index_path), "val", int(config["image_size"]), int(config["channels"]),
-                     cache_dir=cache_dir_for(config.get("cache_dir"), index_path),
-                     on_bad_image=config.get("on_bad_image", "skip"), max_pixels=config.get("max_pixels"))
-    return fit_run_temperature(run_dir, val, batch_size)
+    return fit_run_temperature(run_dir, load_run_split(config, "val"), batch_size)
 
 
 def run_temperature(run_dir: str | os.PathLike, calibrate: bool = True) -> float | None:
