@@ -87,8 +87,10 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     then those of the averaged outputs, and ``without_tta`` holds the plain pass's headline
     figures beside them. ``on_bad_image`` and ``max_pixels`` default to the run's own settings.
     ``refresh_cache`` decodes every image again instead of reusing the image cache.
-    A classification run's outputs are divided by its temperature (``RUN/calibration.json``)
-    unless ``calibrate`` is off; ``calibration`` holds the calibration figures of both
+    A classification run's outputs are divided by its temperature for ``tta``
+    (:func:`~kerascv_emotion.temperature.tta_temperature`; ``calibration.temperature_tta`` names
+    the mode it was fitted for, a note says when that is not ``tta``) unless ``calibrate`` is
+    off; ``calibration`` holds the calibration figures of both
     (:func:`calibration_report`), ``ece`` and ``bootstrap.ece`` those of the reported outputs;
     ``gallery.npz`` the images and Grad-CAM maps the report shows
     (:func:`~kerascv_emotion.explain.write_gallery`).
@@ -103,7 +105,7 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
         classification_metrics,
         regression_metrics,
     )
-    from kerascv_emotion.temperature import run_temperature
+    from kerascv_emotion.temperature import run_temperature, tta_temperature
 
     if bootstrap < 0:
         raise ConfigError(f"bootstrap={bootstrap}: give 0 (no intervals) or the number of resamples")
@@ -139,13 +141,18 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     plain = predict_batches(model, cached.images, batch_size) if tta != "none" else None
     out_dir = eval_dir(run_dir, split, data)
     arrays: dict[str, Any] = {"paths": np.array(cached.paths, dtype=str)}
+    notes: list[str] = []
     groups = split_groups(index, split, cached.paths)
     if task == "classification":
         y_true = np.asarray(cached.label_ids)
-        temperature = run_temperature(run_dir, calibrate)
-        calibration = calibration_report(y_true, outputs, list(index.class_names), temperature)
+        temperature, fitted_for = tta_temperature(run_dir, tta, calibrate)
+        calibration = {**calibration_report(y_true, outputs, list(index.class_names), temperature),
+                       "temperature_tta": fitted_for}
+        if fitted_for not in (None, tta):
+            notes.append(f"the temperature was fitted without TTA, not for tta={tta}: "
+                         f"`kerascv-emotion calibrate {run_dir}` fits one")
         outputs = scaled(outputs, temperature)
-        plain = None if plain is None else scaled(plain, temperature)
+        plain = None if plain is None else scaled(plain, run_temperature(run_dir, calibrate))
         metrics = classification_metrics(y_true, outputs, list(index.class_names))
         metrics.update(ece=(calibration["calibrated"] or calibration["raw"])["ece"], calibration=calibration)
         if bootstrap:
@@ -168,7 +175,9 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
         arrays.update(y_true=y_true, y_pred=outputs, class_names=np.array(index.class_names, dtype=str),
                       labels=np.asarray(cached.label_ids))
     if missing:
-        metrics.setdefault("notes", []).append(f"classes without images in {index_path}: {missing}")
+        notes.append(f"classes without images in {index_path}: {missing}")
+    if notes:
+        metrics["notes"] = [*metrics.get("notes", []), *notes]
     metrics.update(task=task, split=split, tta=tta, index=str(index_path), run=run_dir.resolve().name,
                    arch=config.get("arch"), skipped=len(cached.skipped),
                    inference=measure_inference(model, cached.images, batch_size=32))

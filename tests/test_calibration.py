@@ -16,7 +16,7 @@ from kerascv_emotion.cli import main
 from kerascv_emotion.errors import DataError
 from kerascv_emotion.metrics import apply_temperature, negative_log_likelihood
 from kerascv_emotion.runs import CALIBRATION, read_config
-from kerascv_emotion.temperature import run_temperature
+from kerascv_emotion.temperature import run_temperature, tta_temperature
 
 
 def _split(run: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -40,6 +40,61 @@ def test_training_fits_a_temperature(tiny_run: Path) -> None:
     assert record["split"] == "val" and record["images"] == 16 and record["temperature"] > 0
     assert record["calibrated"]["nll"] <= record["raw"]["nll"] + 1e-9
     assert run_temperature(tiny_run) == record["temperature"] and run_temperature(tiny_run, calibrate=False) is None
+    assert set(record["tta"]) == {"hflip", "crops"}
+    for mode, fit in record["tta"].items():
+        assert fit["temperature"] > 0 and fit["calibrated"]["nll"] <= fit["raw"]["nll"] + 1e-9
+        assert tta_temperature(tiny_run, mode) == (fit["temperature"], mode)
+
+
+def test_tta_outputs_get_the_temperature_fitted_on_them(tiny_run: Path, tmp_path: Path) -> None:
+    """evaluate --tta crops divides the crop-averaged outputs by the T fitted on the averaged
+    val outputs (not the plain pass's); a calibration.json from before per-TTA temperatures
+    falls back to the plain T and says so, in metrics.json and on the console."""
+    from types import SimpleNamespace
+
+    import keras
+
+    from kerascv_emotion.inference import predict_batches
+    from kerascv_emotion.metrics import fit_temperature
+    from kerascv_emotion.temperature import fit_run_temperature
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval", "report", "export"))
+    x, _ = _split(run, "val")
+    images = (x * 255.0).round().astype(np.uint8)
+    # the tiny run's model is near-constant on 16 images (every view gets the same output), so a
+    # small random network whose outputs move with the crop stands in for it
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=images.shape[1:])
+    features = keras.layers.Flatten()(keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(8, activation="softmax", name="predictions")(features))
+    model.save(run / "model.keras")
+    # labels it mostly gets right (its plain arg-max, every 4th shifted), so that both temperatures
+    # are interior optima of the NLL rather than a bound of the search
+    y = predict_batches(model, images, 64).argmax(1)
+    y[::4] = (y[::4] + 1) % 8
+    record = fit_run_temperature(run, SimpleNamespace(images=images, label_ids=y))
+    averaged = predict_batches(model, images, 64, "crops")
+    assert record["tta"]["crops"]["temperature"] == pytest.approx(fit_temperature(y, averaged), rel=1e-6)
+    assert abs(record["tta"]["crops"]["temperature"] - record["temperature"]) > 0.01
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["evaluate", str(run), "--bootstrap", "0", "--tta", "crops"], catch_exceptions=False)
+    assert result.exit_code == 0 and "fitted without TTA" not in result.output, result.output
+    metrics = json.loads((run / "eval" / "test" / "metrics.json").read_text())
+    assert metrics["calibration"]["temperature"] == record["tta"]["crops"]["temperature"]
+    assert metrics["calibration"]["temperature_tta"] == "crops"
+    assert not any("TTA" in note for note in metrics.get("notes", []))
+
+    del record["tta"]
+    (run / CALIBRATION).write_text(json.dumps(record))
+    result = runner.invoke(main, ["evaluate", str(run), "--bootstrap", "0", "--tta", "crops"], catch_exceptions=False)
+    assert result.exit_code == 0 and "fitted without TTA" in result.output, result.output
+    metrics = json.loads((run / "eval" / "test" / "metrics.json").read_text())
+    assert metrics["calibration"]["temperature"] == record["temperature"]
+    assert metrics["calibration"]["temperature_tta"] == "none"
+    assert [note for note in metrics["notes"] if "TTA" in note] == [
+        f"the temperature was fitted without TTA, not for tta=crops: `kerascv-emotion calibrate {run}` fits one"]
 
 
 def test_temperature_fixes_an_overconfident_model(tiny_run: Path, tmp_path: Path) -> None:

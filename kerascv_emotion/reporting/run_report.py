@@ -149,10 +149,14 @@ def _calibration_section(run: Run, evaluation: Evaluation, writer: OutputWriter)
     if not calibration:
         return "<h3>Calibration</h3>" + html.notes([f"No calibration figures in this metrics.json (an older "
                                                     f"version wrote it): {evaluate_hint(run.path, evaluation.split)}."])
-    temperature = calibration.get("temperature")
+    temperature, tta = calibration.get("temperature"), evaluation.metrics.get("tta", "none")
+    fitted_for = calibration.get("temperature_tta", "none")  # absent from files written before per-TTA temperatures
     text = (f"Probabilities divided by the temperature {fmt(temperature)} fitted on the validation split "
-            "(RUN/calibration.json); the predicted classes are unchanged." if temperature is not None
+            f"for {'one pass' if fitted_for == 'none' else f'tta={fitted_for}'} (RUN/calibration.json); "
+            "the predicted classes are unchanged." if temperature is not None
             else "No temperature applied (none fitted, or --no-calibration).")
+    if temperature is not None and fitted_for != tta:
+        text += f" These outputs average tta={tta}, softer than one pass: `kerascv-emotion calibrate` fits their own."
     figure = writer.figure("reliability", reliability_figure(calibration),
                            "Reliability diagram: accuracy per confidence bin, before and after temperature scaling")
     return (f"<h3>Calibration</h3><p>{html.esc(text)}</p>"
