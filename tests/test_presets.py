@@ -5,6 +5,7 @@ Python as from the CLI, and the wheel carrying the detector (and any preset)."""
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import subprocess
 import sys
@@ -98,6 +99,19 @@ def test_build_preset_writes_the_card_from_the_run(evaluated_run: Path, presets:
     assert int8["format"] == "LiteRT int8" and int8["latency"] == export["latency"]
     assert int8["latency"]["ms_median"] > 0
     assert (int8["size_bytes"], int8["export_accuracy"]) == (export["size_bytes"], export["export_accuracy"])
+
+
+def test_build_preset_starts_tensorflow_quietly(evaluated_run: Path, tmp_path: Path) -> None:
+    """build-preset loads the model: TensorFlow's start-up lines (CUDA probe, oneDNN) stay off
+    stderr, as for every command."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"} | {"PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "kerascv_emotion", "build-preset", str(evaluated_run), "--name", "quiet",
+                           "--data-licence", "synthetic", "--train-command", "kerascv-emotion train ...",
+                           "--commit", "abc1234", "--into", str(tmp_path)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0 and "wrote preset" in done.stdout, done.stderr
+    assert not [line for line in done.stderr.splitlines()
+                if any(word in line for word in ("oneDNN", "cuda", "absl", "cpu_feature_guard"))], done.stderr
 
 
 def test_predict_without_a_run_and_the_recognizer_agree(evaluated_run: Path, presets: Path, tmp_path: Path) -> None:

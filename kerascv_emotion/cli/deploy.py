@@ -12,6 +12,7 @@ from kerascv_emotion.cli.options import (
     device_options,
     max_pixels_option,
     setup_devices,
+    start_tensorflow,
     with_options,
 )
 from kerascv_emotion.errors import ConfigError, DataError
@@ -185,6 +186,7 @@ def build_preset(run: Path, name: str, data_licence: str, train_command: str, co
                  notes: tuple[str, ...], into: Path | None, replace: bool) -> None:
     """Make preset NAME from RUN, a finished run evaluated on its val split with bootstrap
     intervals: model.keras and config.json copied, card.json written from the run's figures."""
+    start_tensorflow()  # the card loads the model: TensorFlow starts quietly, as in every command
     from kerascv_emotion.presets import build_preset as build
 
     folder = build(run, name, data_licence, train_command, commit, faces, notes, into, replace)
