@@ -94,9 +94,10 @@ def _checked(path: Path, temperature: Any) -> float:
 def tta_temperature(run_dir: str | os.PathLike, tta: str = "none",
                     calibrate: bool = True) -> tuple[float | None, str | None]:
     """The temperature in ``RUN/calibration.json`` for outputs averaged by ``tta``, and the TTA
-    mode it was fitted for: ``tta`` itself, or ``"none"`` (with a logged warning) for a file
-    written before per-TTA temperatures existed. ``(None, None)`` when ``calibrate`` is off or
-    the run has none (a regression run, or one trained before calibration existed)."""
+    mode it was fitted for: ``tta`` itself, or ``"none"`` for a file written before per-TTA
+    temperatures existed (the caller says so: ``evaluate`` in its notes and console line).
+    ``(None, None)`` when ``calibrate`` is off or the run has none (a regression run, or one
+    trained before calibration existed)."""
     path = Path(run_dir) / CALIBRATION
     if not calibrate or not path.is_file():
         return None, None
@@ -106,10 +107,7 @@ def tta_temperature(run_dir: str | os.PathLike, tta: str = "none",
         fitted = record.get("tta", {}).get(tta) if tta != "none" else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise DataError(f"{path} is unreadable or has no 'temperature'; delete it, or use --no-calibration") from None
-    if tta == "none" or fitted is None:
-        if tta != "none":
-            log.warning("%s has no temperature for tta=%s (written before per-TTA temperatures); using the "
-                        "plain one: `kerascv-emotion calibrate %s` fits it", path, tta, Path(run_dir))
+    if fitted is None:
         return _checked(path, plain), "none"
     try:
         return _checked(path, fitted["temperature"]), tta
