@@ -36,6 +36,7 @@ import numpy as np
 from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.inference import predict_batches, to_input
 from kerascv_emotion.io import atomic_path, write_json
+from kerascv_emotion.runs import load_run_split
 from kerascv_emotion.temperature import load_run_model
 
 FORMATS = {"litert": "model.tflite", "onnx": "model.onnx", "saved_model": "model"}
@@ -70,14 +71,10 @@ def _check(fmt: str, quantize: str | None) -> None:
 
 
 def _images(config: dict[str, Any], split: str) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 ``(N, H, W, C)`` images of one split of the run's index and their targets: int
-    label ids ``(N,)``, or valence/arousal ``(N, 2)`` for a regression run."""
-    from kerascv_emotion.data.cache import load_split
-
-    index = Path(config["index"])
-    cached = load_split(index, split, int(config["image_size"]), int(config["channels"]),
-                        cache_dir=config.get("cache_dir"),
-                        on_bad_image="skip", max_pixels=config.get("max_pixels"), progress=False)
+    """uint8 ``(N, H, W, C)`` images of one split of the run's index, decoded as the run trained
+    (:func:`~kerascv_emotion.runs.load_run_split`), and their targets: int label ids ``(N,)``, or
+    valence/arousal ``(N, 2)`` for a regression run."""
+    cached = load_run_split(config, split, progress=False)
     if config.get("task", "classification") == "regression":
         return cached.images, np.asarray(cached.valence_arousal, dtype=np.float64)
     return cached.images, np.asarray(cached.label_ids)

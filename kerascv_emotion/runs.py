@@ -104,17 +104,19 @@ def load_run(run_dir: str | os.PathLike, compile: bool = True) -> tuple[dict[str
     return config, load_model(Path(run_dir) / MODEL, compile)
 
 
-def load_run_split(config: dict[str, Any], split: str) -> Any:
+def load_run_split(config: dict[str, Any], split: str, progress: bool = True) -> Any:
     """The ``split`` of the index a run was trained on (``config``: its ``config.json``), decoded
     as it trained: its image size, channels, cache folder, bad-image policy and pixel limit
-    (:func:`~kerascv_emotion.data.cache.load_split`; a ``CachedSplit``)."""
+    (:func:`~kerascv_emotion.data.cache.load_split`, with its progress lines unless ``progress``
+    is off; a ``CachedSplit``)."""
     from kerascv_emotion.data.cache import cache_dir_for, load_split
     from kerascv_emotion.data.index import read_index
 
     index_path = Path(config["index"])
     return load_split(read_index(index_path), split, int(config["image_size"]), int(config["channels"]),
                       cache_dir=cache_dir_for(config.get("cache_dir"), index_path),
-                      on_bad_image=config.get("on_bad_image", "skip"), max_pixels=config.get("max_pixels"))
+                      on_bad_image=config.get("on_bad_image", "skip"), max_pixels=config.get("max_pixels"),
+                      progress=progress)
 
 
 def _lock(run_dir: Path) -> int:
