@@ -12,6 +12,12 @@ softens logits into distributions only for one (its default, the string ``"kl_di
 becomes a function that it applies to the raw logits: 0 for log-probabilities). The teacher (any run, an ensemble too) sees the student's input, resized and
 converted to its own (:func:`kerascv_emotion.ensemble.adapt_input`). The checkpoint and
 ``model.keras`` hold the student alone.
+
+The soft targets follow the class mix the student's label loss learns (:mod:`kerascv_emotion.priors`):
+a student with balanced class weights learns probabilities for a balanced mix, so a
+prior-corrected (or unweighted) teacher's probabilities are divided by the training
+frequencies first, and an uncorrected balanced-weight teacher's are multiplied by them for an
+unweighted student; ``--prior-correction`` then corrects the student once.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from kerascv_emotion import runs, training
 from kerascv_emotion.errors import DataError
+from kerascv_emotion.priors import BALANCED, TRAINING, class_mix, class_prior, mix_shift
 from kerascv_emotion.settings import DistillSettings
 
 _EPSILON = 1e-7  # probabilities are clipped to [eps, 1] before their log
@@ -81,14 +89,20 @@ class ProbabilityDistiller(keras.distillation.Distiller):
         return total
 
 
-def teacher_for(teacher: keras.Model, input_shape: tuple[int, ...]) -> keras.Model:
-    """``teacher`` taking ``input_shape`` ``(H, W, C)`` images (resized and converted to its own)."""
-    if tuple(teacher.input_shape[1:]) == tuple(input_shape):
+def teacher_for(teacher: keras.Model, input_shape: tuple[int, ...], log_shift: Any = None) -> keras.Model:
+    """``teacher`` taking ``input_shape`` ``(H, W, C)`` images (resized and converted to its own),
+    its probabilities ``p`` ``(N, K)`` moved to ``softmax(log p + log_shift)`` when a ``(K,)``
+    ``log_shift`` is given (:func:`kerascv_emotion.priors.mix_shift`)."""
+    if tuple(teacher.input_shape[1:]) == tuple(input_shape) and log_shift is None:
         return teacher
     from kerascv_emotion.ensemble import adapt_input
 
     inputs = keras.Input(shape=input_shape, dtype="float32", name="image")
-    return keras.Model(inputs, teacher(adapt_input(inputs, teacher.input_shape[1:], "teacher")), name="teacher")
+    outputs = teacher(adapt_input(inputs, teacher.input_shape[1:], "teacher"))
+    if log_shift is not None:
+        shift = keras.ops.convert_to_tensor(np.asarray(log_shift, dtype="float32"))
+        outputs = keras.ops.softmax(log_probabilities(outputs) + shift, axis=-1)
+    return keras.Model(inputs, outputs, name="teacher")
 
 
 def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int = 2, restart: bool = False,
@@ -96,8 +110,9 @@ def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int 
     """Train ``settings.train.arch`` into the run folder ``out_dir`` on the soft targets of the
     run ``settings.teacher`` plus the labels of ``settings.train.index`` (which must have the
     teacher's classes); as :func:`kerascv_emotion.training.train` otherwise (resumable, the best
-    epoch by ``monitor`` kept). ``config.json`` adds ``distilled_from``, ``temperature`` and
-    ``alpha``. Returns the run folder."""
+    epoch by ``monitor`` kept). ``config.json`` adds ``distilled_from``, ``temperature``,
+    ``alpha`` and ``teacher_class_mix`` (the teacher's :func:`~kerascv_emotion.priors.class_mix`,
+    moved to the student's). Returns the run folder."""
     from kerascv_emotion.models import build_model, check_model_options
 
     settings.check()
@@ -105,7 +120,9 @@ def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int 
     teacher_dir = Path(settings.teacher).resolve()
     teacher_config = runs.read_config(teacher_dir)
     student_settings = training.resolved(settings.train)
-    record = {"distilled_from": str(teacher_dir), "temperature": settings.temperature, "alpha": settings.alpha}
+    teacher_mix = class_mix(teacher_dir)
+    record = {"distilled_from": str(teacher_dir), "temperature": settings.temperature, "alpha": settings.alpha,
+              "teacher_class_mix": teacher_mix}
     run_dir = Path(out_dir)
     with runs.claim(run_dir, {**dataclasses.asdict(student_settings), **record}, restart=restart) as work:
         training.seed_everything(student_settings.seed, student_settings.deterministic)
@@ -118,7 +135,10 @@ def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int 
         shape = (size, size, student_settings.channels)
         student = build_model(student_settings.arch, input_shape=shape, num_classes=len(data.output_names),
                               head=student_settings.task, **student_settings.arch_kwargs)
-        teacher = teacher_for(runs.load_model(teacher_dir / runs.MODEL), shape)
+        student_mix = BALANCED if student_settings.class_weight == "balanced" else TRAINING
+        prior = class_prior(data.train.cached.label_ids, len(data.output_names))
+        teacher = teacher_for(runs.load_model(teacher_dir / runs.MODEL), shape,
+                              mix_shift(teacher_mix, student_mix, prior, teacher_dir))
         model = ProbabilityDistiller(teacher, student, settings.temperature, settings.alpha)
         rate = student_settings.learning_rate
         training.compile_model(model, student_settings,

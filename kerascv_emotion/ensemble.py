@@ -113,6 +113,10 @@ def ensemble(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
                        "channels": c["channels"], "weight": w} for path, c, w in zip(paths, configs, weights, strict=True)],
         "versions": library_versions(),
     }
+    if first.get("task", "classification") == "classification":
+        from kerascv_emotion.priors import CLASS_MIX_KEY, members_class_mix
+
+        config[CLASS_MIX_KEY] = members_class_mix(paths)
     run_dir = Path(out_dir)
     with runs.claim(run_dir, {runs.MEMBERS_KEY: config[runs.MEMBERS_KEY]}, restart=True) as work:
         runs.finish_untrained(run_dir, work, config, first["output_names"], model.save)

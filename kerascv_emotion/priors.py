@@ -27,6 +27,8 @@ from kerascv_emotion import runs
 from kerascv_emotion.errors import DataError
 
 CLASS_PRIOR_KEY = "class_prior"  # config.json: the training frequencies added (as logs) to the output bias
+CLASS_MIX_KEY = "class_mix"  # an ensemble's config.json: the class mix its members' probabilities follow
+BALANCED, TRAINING, MIXED = "balanced", "training", "mixed"  # class mixes (see class_mix)
 
 
 def class_prior(label_ids: np.ndarray, num_classes: int) -> np.ndarray:
@@ -96,3 +98,35 @@ def correct_run_prior(run_dir: str | os.PathLike, out_dir: str | os.PathLike) ->
             shutil.copyfile(source / name, out / name)
     calibrate_run(out)
     return out
+
+
+def class_mix(run_dir: str | os.PathLike) -> str:
+    """The class mix a finished classifier's probabilities follow: :data:`BALANCED` (trained with
+    balanced class weights, uncorrected) or :data:`TRAINING` (the training split's: prior-corrected,
+    or trained unweighted); an ensemble's is its members' (:data:`MIXED` when they differ), as
+    ``ensemble`` records it in :data:`CLASS_MIX_KEY` (read from the members' folders for an
+    ensemble written before that)."""
+    config = runs.read_config(run_dir)
+    if runs.MEMBERS_KEY in config:
+        return config.get(CLASS_MIX_KEY) or members_class_mix([member["run"] for member in config[runs.MEMBERS_KEY]])
+    uncorrected = config.get(CLASS_PRIOR_KEY) is None
+    return BALANCED if config.get("class_weight") == "balanced" and uncorrected else TRAINING
+
+
+def members_class_mix(run_dirs: list[str | os.PathLike]) -> str:
+    """The common :func:`class_mix` of the runs ``run_dirs``, or :data:`MIXED`."""
+    mixes = {class_mix(run_dir) for run_dir in run_dirs}
+    return mixes.pop() if len(mixes) == 1 else MIXED
+
+
+def mix_shift(source: str, target: str, prior: np.ndarray, run_dir: str | os.PathLike) -> np.ndarray | None:
+    """The log shift ``(K,)`` that moves probabilities for class mix ``source`` to ``target``
+    (``softmax(log p + shift)``): ``-log(prior)`` from :data:`TRAINING` to :data:`BALANCED`,
+    ``+log(prior)`` the other way, ``None`` when they agree; ``prior`` ``(K,)`` the training
+    frequencies. A :data:`MIXED` source (``run_dir``'s) is a one-line :class:`DataError`."""
+    if source == MIXED:
+        raise DataError(f"{run_dir} averages prior-corrected (or unweighted) and balanced-weight members, so its "
+                        "probabilities follow no single class mix; ensemble members of one kind")
+    if source == target:
+        return None
+    return np.log(prior) * (1.0 if target == TRAINING else -1.0)

@@ -121,3 +121,39 @@ def test_correct_prior_refuses_runs_without_balanced_weights(tiny_run: Path, tmp
     assert result.exit_code != 0 and "class_weight=None" in result.output
     with pytest.raises(ConfigError, match="prior_correction needs"):
         TrainSettings(arch="vgg", index="i.csv", class_weight=None, prior_correction=True).check()
+
+
+def test_soft_targets_follow_the_students_class_mix(skewed_faces: Path, tmp_path: Path) -> None:
+    """A prior-corrected teacher's probabilities, moved to the balanced mix a balanced-weight
+    student learns, are the uncorrected run's; `distill` records the teacher's mix; an ensemble
+    of a corrected and an uncorrected member records "mixed", and distilling from it is refused
+    in one line."""
+    from kerascv_emotion.distillation import teacher_for
+    from kerascv_emotion.inference import predict_batches
+    from kerascv_emotion.priors import BALANCED, MIXED, TRAINING, class_mix, mix_shift
+    from kerascv_emotion.runs import load_model, load_run_split
+
+    plain = _train(skewed_faces, tmp_path / "plain")
+    fixed = tmp_path / "fixed"
+    assert CliRunner().invoke(main, ["correct-prior", str(plain), "--out", str(fixed)]).exit_code == 0
+    assert (class_mix(plain), class_mix(fixed)) == (BALANCED, TRAINING)
+    prior = np.array(read_config(fixed)[CLASS_PRIOR_KEY])
+    assert mix_shift(TRAINING, TRAINING, prior, fixed) is None
+    moved = teacher_for(load_model(fixed / "model.keras"), (32, 32, 3), mix_shift(TRAINING, BALANCED, prior, fixed))
+    val = load_run_split(read_config(fixed), "val")
+    np.testing.assert_allclose(predict_batches(moved, val.images, 8), _outputs(plain), atol=1e-5)
+
+    runner = CliRunner()
+    common = ["--arch", "mobilenet", "--arch-option", "alpha=0.25", "--epochs", "1", "--batch-size", "8",
+              "--augment", "none", "--precise-bn-images", "0"]
+    result = runner.invoke(main, ["distill", str(fixed), "--out", str(tmp_path / "student"), *common],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert read_config(tmp_path / "student")["teacher_class_mix"] == TRAINING
+
+    result = runner.invoke(main, ["ensemble", str(plain), str(fixed), "--out", str(tmp_path / "both")],
+                           catch_exceptions=False)
+    assert result.exit_code == 0 and read_config(tmp_path / "both")["class_mix"] == MIXED
+    result = runner.invoke(main, ["distill", str(tmp_path / "both"), "--out", str(tmp_path / "refused"), *common])
+    assert result.exit_code != 0 and "follow no single class mix" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
