@@ -422,4 +422,18 @@ def test_bootstrap_ece_matches_explicit_resamples() -> None:
     assert b["ece"]["estimate"] == pytest.approx(expected_calibration_error(y, p, 10))
     idx = np.random.default_rng(2).integers(0, 90, size=(50, 90))
     ece = [_reference_calibration(y[i], p[i], 10)[0] for i in idx]
-    assert [b["ece"]["low"], b["ece"]["high"]] == pytest.approx(np.percentile(ece, [5, 95]))
+    bias = np.mean(ece) - b["ece"]["estimate"]
+    assert b["ece"]["bias"] == pytest.approx(bias) and bias > 0
+    assert [b["ece"]["low"], b["ece"]["high"]] == pytest.approx(np.clip(np.percentile(ece, [5, 95]) - bias, 0, None))
+
+
+def test_bootstrap_ece_interval_of_a_calibrated_predictor_holds_its_estimate() -> None:
+    """Labels drawn from the probabilities: resampling inflates ECE (|gap| only grows with noise),
+    so the plain percentile interval lies wholly above the estimate; the corrected one holds it."""
+    rng = np.random.default_rng(0)
+    n, k = 3000, 7
+    p = rng.dirichlet(np.full(k, 0.5), size=n)
+    y = (p.cumsum(1) > rng.random((n, 1))).argmax(1)
+    ece = bootstrap_intervals(y, p, _names(k), n_resamples=1000, seed=0)["ece"]
+    assert ece["low"] + ece["bias"] > ece["estimate"]  # the uncorrected percentile interval misses it
+    assert 0.0 <= ece["low"] <= ece["estimate"] <= ece["high"]
