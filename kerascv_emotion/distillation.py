@@ -32,7 +32,7 @@ import numpy as np
 
 from kerascv_emotion import runs, training
 from kerascv_emotion.errors import DataError
-from kerascv_emotion.priors import BALANCED, TRAINING, class_mix, class_prior, mix_shift
+from kerascv_emotion.priors import class_mix, class_prior, loss_class_mix, mix_shift
 from kerascv_emotion.settings import DistillSettings
 
 _EPSILON = 1e-7  # probabilities are clipped to [eps, 1] before their log
@@ -135,10 +135,9 @@ def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int 
         shape = (size, size, student_settings.channels)
         student = build_model(student_settings.arch, input_shape=shape, num_classes=len(data.output_names),
                               head=student_settings.task, **student_settings.arch_kwargs)
-        student_mix = BALANCED if student_settings.class_weight == "balanced" else TRAINING
         prior = class_prior(data.train.cached.label_ids, len(data.output_names))
         teacher = teacher_for(runs.load_model(teacher_dir / runs.MODEL), shape,
-                              mix_shift(teacher_mix, student_mix, prior, teacher_dir))
+                              mix_shift(teacher_mix, loss_class_mix(student_settings.class_weight), prior, teacher_dir))
         model = ProbabilityDistiller(teacher, student, settings.temperature, settings.alpha)
         rate = student_settings.learning_rate
         training.compile_model(model, student_settings,

@@ -105,7 +105,7 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
         classification_metrics,
         regression_metrics,
     )
-    from kerascv_emotion.temperature import run_temperature, tta_temperature
+    from kerascv_emotion.temperature import run_temperature, temperature_mismatch, tta_temperature
 
     if bootstrap < 0:
         raise ConfigError(f"bootstrap={bootstrap}: give 0 (no intervals) or the number of resamples")
@@ -148,9 +148,8 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
         temperature, fitted_for = tta_temperature(run_dir, tta, calibrate)
         calibration = {**calibration_report(y_true, outputs, list(index.class_names), temperature),
                        "temperature_tta": fitted_for}
-        if fitted_for not in (None, tta):
-            notes.append(f"the temperature was fitted without TTA, not for tta={tta}: "
-                         f"`kerascv-emotion calibrate {run_dir}` fits one")
+        mismatch = temperature_mismatch(fitted_for, tta, run_dir)
+        notes.extend([mismatch] if mismatch else [])
         outputs = scaled(outputs, temperature)
         plain = None if plain is None else scaled(plain, run_temperature(run_dir, calibrate))
         metrics = classification_metrics(y_true, outputs, list(index.class_names))

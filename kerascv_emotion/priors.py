@@ -109,8 +109,13 @@ def class_mix(run_dir: str | os.PathLike) -> str:
     config = runs.read_config(run_dir)
     if runs.MEMBERS_KEY in config:
         return config.get(CLASS_MIX_KEY) or members_class_mix([member["run"] for member in config[runs.MEMBERS_KEY]])
-    uncorrected = config.get(CLASS_PRIOR_KEY) is None
-    return BALANCED if config.get("class_weight") == "balanced" and uncorrected else TRAINING
+    return loss_class_mix(config.get("class_weight")) if config.get(CLASS_PRIOR_KEY) is None else TRAINING
+
+
+def loss_class_mix(class_weight: Any) -> str:
+    """The class mix a label loss weighted by ``class_weight`` (a run's setting) teaches its
+    probabilities: :data:`BALANCED` for ``"balanced"``, else :data:`TRAINING`."""
+    return BALANCED if class_weight == "balanced" else TRAINING
 
 
 def members_class_mix(run_dirs: list[str | os.PathLike]) -> str:

@@ -16,7 +16,7 @@ from kerascv_emotion.cli import main
 from kerascv_emotion.errors import DataError
 from kerascv_emotion.metrics import apply_temperature, negative_log_likelihood
 from kerascv_emotion.runs import CALIBRATION, read_config
-from kerascv_emotion.temperature import run_temperature, tta_temperature
+from kerascv_emotion.temperature import run_temperature, temperature_mismatch, tta_temperature
 
 
 def _split(run: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +94,8 @@ def test_tta_outputs_get_the_temperature_fitted_on_them(tiny_run: Path, tmp_path
     assert metrics["calibration"]["temperature"] == record["temperature"]
     assert metrics["calibration"]["temperature_tta"] == "none"
     assert [note for note in metrics["notes"] if "TTA" in note] == [
-        f"the temperature was fitted without TTA, not for tta=crops: `kerascv-emotion calibrate {run}` fits one"]
+        temperature_mismatch("none", "crops", run)]
+    assert f"`kerascv-emotion calibrate {run}` fits one" in result.output
 
 
 def test_temperature_fixes_an_overconfident_model(tiny_run: Path, tmp_path: Path) -> None:
@@ -218,3 +219,11 @@ def test_report_shows_calibration_galleries_and_comparison_ece(tiny_run: Path, t
     table = (tmp_path / "cmp" / "comparison.csv").read_text().splitlines()
     ece = table[1].split(",")[table[0].split(",").index("ece")]
     assert float(ece) == pytest.approx(metrics["ece"])
+
+
+def test_temperature_mismatch_speaks_only_for_a_temperature_fitted_for_other_outputs() -> None:
+    assert temperature_mismatch(None, "hflip", "run") is None  # no temperature applied
+    assert temperature_mismatch("hflip", "hflip", "run") is None
+    assert temperature_mismatch("none", "none", "run") is None
+    line = temperature_mismatch("none", "hflip", "run")
+    assert line is not None and "tta=hflip" in line and "`kerascv-emotion calibrate run`" in line

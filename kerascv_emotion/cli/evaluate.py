@@ -21,15 +21,17 @@ from kerascv_emotion.cli.options import (
 from kerascv_emotion.inference import TTA_MODES
 
 
-def _calibration_line(calibration: dict[str, Any], tta: str) -> str:
+def _calibration_line(calibration: dict[str, Any], tta: str, run: Path) -> str:
     """``ECE 0.120 -> 0.031 (temperature 1.84)``, or the raw ECE when no temperature was applied;
     says so when the temperature was not fitted for ``tta``'s outputs."""
+    from kerascv_emotion.temperature import temperature_mismatch
+
     raw, scaled = calibration["raw"]["ece"], calibration["calibrated"]
     if scaled is None:
         return f"ECE {raw:.3f} (no temperature applied)"
-    mismatch = calibration["temperature_tta"] != tta
-    return (f"ECE {raw:.3f} -> {scaled['ece']:.3f} (temperature {calibration['temperature']:.3f}"
-            + (f", fitted without TTA: `kerascv-emotion calibrate` fits one for tta={tta})" if mismatch else ")"))
+    mismatch = temperature_mismatch(calibration["temperature_tta"], tta, run)
+    return (f"ECE {raw:.3f} -> {scaled['ece']:.3f} (temperature {calibration['temperature']:.3f})"
+            + (f"; {mismatch}" if mismatch else ""))
 
 
 @click.command()
@@ -66,7 +68,7 @@ def evaluate(run: Path, index_path: Path | None, data: Path | None, split: str, 
         plain = metrics.get("without_tta")
         click.echo(f"{run} {split}: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_avg']['f1']:.3f}"
                    + (f" (tta {tta}; without: accuracy {plain['accuracy']:.3f})" if plain else ""))
-        click.echo(_calibration_line(metrics["calibration"], tta))
+        click.echo(_calibration_line(metrics["calibration"], tta, run))
     else:
         mean = metrics["mean"]
         click.echo(f"{run} {split}: RMSE {mean['rmse']:.3f}, CCC {mean['ccc']:.3f}")

@@ -55,6 +55,7 @@ from kerascv_emotion.reporting.tables import (
     summary_rows,
 )
 from kerascv_emotion.runs import MEMBERS_KEY
+from kerascv_emotion.temperature import temperature_mismatch
 
 _CLASSIFICATION_MD, _REGRESSION_MD = "classification_report.md", "regression_report.md"
 _EVALUATED_MARKERS = (_CLASSIFICATION_MD, _REGRESSION_MD)
@@ -155,8 +156,8 @@ def _calibration_section(run: Run, evaluation: Evaluation, writer: OutputWriter)
             f"for {'one pass' if fitted_for == 'none' else f'tta={fitted_for}'} (RUN/calibration.json); "
             "the predicted classes are unchanged." if temperature is not None
             else "No temperature applied (none fitted, or --no-calibration).")
-    if temperature is not None and fitted_for != tta:
-        text += f" These outputs average tta={tta}, softer than one pass: `kerascv-emotion calibrate` fits their own."
+    mismatch = temperature_mismatch(fitted_for if temperature is not None else None, tta, run.path)
+    text += f" Note: {mismatch}." if mismatch else ""
     figure = writer.figure("reliability", reliability_figure(calibration),
                            "Reliability diagram: accuracy per confidence bin, before and after temperature scaling")
     return (f"<h3>Calibration</h3><p>{html.esc(text)}</p>"
