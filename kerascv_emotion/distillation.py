@@ -9,8 +9,12 @@ log-probabilities, whose softmax at temperature T is ``p^(1/T)`` renormalised; t
 is the compiled loss with the loader's sample (class) weights, which Keras's ``Distiller``
 would drop. The KL loss is passed as a ``KLDivergence`` instance: ``LogitsDistillation``
 softens logits into distributions only for one (its default, the string ``"kl_divergence"``,
-becomes a function that it applies to the raw logits: 0 for log-probabilities). The teacher (any run, an ensemble too) sees the student's input, resized and
-converted to its own (:func:`kerascv_emotion.ensemble.adapt_input`). The checkpoint and
+becomes a function that it applies to the raw logits: 0 for log-probabilities). The teacher
+(any run, an ensemble too) sees the student's input, resized and converted to its own
+(:func:`kerascv_emotion.ensemble.adapt_input`): every augmented batch (``soft_targets="online"``),
+or each training image once, flip-averaged, before the first epoch (``"offline"``: the
+targets ride in the batches beside the labels and are mixed with them, and an epoch costs
+about what plain training does, whatever the teacher's size). The checkpoint and
 ``model.keras`` hold the student alone.
 
 The soft targets follow the class mix the student's label loss learns (:mod:`kerascv_emotion.priors`):
@@ -52,12 +56,23 @@ class ProbabilityDistiller(keras.distillation.Distiller):
     output probabilities for the same input shape. Logs ``student_loss`` (labels),
     ``distillation_loss`` (soft targets) and ``total_loss`` per epoch beside ``loss``."""
 
-    def __init__(self, teacher: keras.Model, student: keras.Model, temperature: float, alpha: float) -> None:
+    def __init__(self, teacher: keras.Model, student: keras.Model, temperature: float, alpha: float,
+                 offline: bool = False) -> None:
         super().__init__(teacher=teacher, student=student,
                          distillation_losses=keras.distillation.LogitsDistillation(
                              temperature=temperature, loss=keras.losses.KLDivergence()),
                          student_loss_weight=alpha)
         self.label_loss: Any = None
+        self.offline = offline
+
+    def split_targets(self, y: Any) -> tuple[Any, Any]:
+        """``(labels, teacher probabilities or None)``: an ``offline`` distiller's training ``y``
+        ``(B, 2K)`` carries both (:meth:`~kerascv_emotion.data.loader.ImageBatches.set_soft_targets`);
+        any other ``y`` is the labels alone."""
+        width = self.student.output_shape[-1]
+        if self.offline and y is not None and y.shape[-1] == 2 * width:
+            return y[..., :width], y[..., width:]
+        return y, None
 
     @property
     def output_shape(self) -> tuple[int | None, ...]:
@@ -68,25 +83,50 @@ class ProbabilityDistiller(keras.distillation.Distiller):
         self.label_loss = loss
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
-    def soft_target_loss(self, x: Any, y_pred: Any) -> Any:
-        """The soft-target term: ``temperature``² x mean KL(teacher || student) at ``temperature``."""
-        teacher = self.teacher(x, training=False)
+    def soft_target_loss(self, x: Any, y_pred: Any, teacher_probabilities: Any = None) -> Any:
+        """The soft-target term: ``temperature``² x mean KL(teacher || student) at ``temperature``;
+        the teacher's probabilities ``(B, K)`` are ``teacher_probabilities`` when given, else its
+        outputs for ``x``."""
+        teacher = self.teacher(x, training=False) if teacher_probabilities is None else teacher_probabilities
         return self.distillation_losses[0].compute_loss(log_probabilities(teacher), log_probabilities(y_pred))
 
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
                      training: bool = True) -> Any:
+        """``alpha`` x label loss + (1 - ``alpha``) x soft-target loss (+ the student's
+        regularisation); an ``offline`` distiller's validation batches carry no soft targets, so
+        its ``val_loss`` is the label loss alone."""
         if y_pred is None:
             y_pred = self(x, training=training)
+        y, teacher_probabilities = self.split_targets(y)
         labels = self.label_loss(y, y_pred, sample_weight=sample_weight)
-        soft = self.soft_target_loss(x, y_pred)
-        total = self.student_loss_weight * labels + (1.0 - self.student_loss_weight) * soft
+        if self.offline and teacher_probabilities is None:
+            soft, total = None, labels
+        else:
+            soft = self.soft_target_loss(x, y_pred, teacher_probabilities)
+            total = self.student_loss_weight * labels + (1.0 - self.student_loss_weight) * soft
         if self.losses:  # the student's regularisation losses, as Keras's own compute_loss adds them
             total = total + keras.ops.sum(self.losses)
-        if training:
+        if training and soft is not None:
             self.student_loss_tracker.update_state(labels)
             self.distillation_loss_tracker.update_state(soft)
             self.total_loss_tracker.update_state(total)
         return total
+
+    def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        """The compiled metrics against the labels (without an offline ``y``'s soft targets)."""
+        return super().compute_metrics(x, self.split_targets(y)[0], y_pred, sample_weight)
+
+
+def offline_soft_targets(teacher: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """The teacher's flip-averaged probabilities float32 ``(N, K)`` for uint8 ``images``
+    ``(N, H, W, C)`` (a sigmoid's ``(N, 1)`` as ``[1 - p, p]``): the soft targets of
+    ``--soft-targets offline``, one teacher pass per image and flip."""
+    from kerascv_emotion.inference import predict_batches
+
+    probabilities = predict_batches(teacher, images, batch_size, tta="hflip").astype(np.float32)
+    if probabilities.shape[-1] == 1:
+        probabilities = np.concatenate([1.0 - probabilities, probabilities], axis=-1)
+    return probabilities
 
 
 def teacher_for(teacher: keras.Model, input_shape: tuple[int, ...], log_shift: Any = None) -> keras.Model:
@@ -111,7 +151,7 @@ def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int 
     run ``settings.teacher`` plus the labels of ``settings.train.index`` (which must have the
     teacher's classes); as :func:`kerascv_emotion.training.train` otherwise (resumable, the best
     epoch by ``monitor`` kept). ``config.json`` adds ``distilled_from``, ``temperature``,
-    ``alpha`` and ``teacher_class_mix`` (the teacher's :func:`~kerascv_emotion.priors.class_mix`,
+    ``alpha``, ``soft_targets`` and ``teacher_class_mix`` (the teacher's :func:`~kerascv_emotion.priors.class_mix`,
     moved to the student's). Returns the run folder."""
     from kerascv_emotion.models import build_model, check_model_options
 
@@ -122,7 +162,7 @@ def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int 
     student_settings = training.resolved(settings.train)
     teacher_mix = class_mix(teacher_dir)
     record = {"distilled_from": str(teacher_dir), "temperature": settings.temperature, "alpha": settings.alpha,
-              "teacher_class_mix": teacher_mix}
+              "soft_targets": settings.soft_targets, "teacher_class_mix": teacher_mix}
     run_dir = Path(out_dir)
     with runs.claim(run_dir, {**dataclasses.asdict(student_settings), **record}, restart=restart) as work:
         training.seed_everything(student_settings.seed, student_settings.deterministic)
@@ -138,7 +178,11 @@ def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int 
         prior = class_prior(data.train.cached.label_ids, len(data.output_names))
         teacher = teacher_for(runs.load_model(teacher_dir / runs.MODEL), shape,
                               mix_shift(teacher_mix, loss_class_mix(student_settings.class_weight), prior, teacher_dir))
-        model = ProbabilityDistiller(teacher, student, settings.temperature, settings.alpha)
+        offline = settings.soft_targets == "offline"
+        if offline:
+            data.train.set_soft_targets(offline_soft_targets(teacher, data.train.cached.images,
+                                                             student_settings.batch_size))
+        model = ProbabilityDistiller(teacher, student, settings.temperature, settings.alpha, offline=offline)
         rate = student_settings.learning_rate
         training.compile_model(model, student_settings,
                                training.make_optimizer(student_settings, rate, len(data.train), epochs))

@@ -16,6 +16,8 @@ from kerascv_emotion.tasks import TASKS
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
+SOFT_TARGETS = ("online", "offline")
+"""How a student gets its teacher's soft targets (:class:`DistillSettings`)."""
 
 
 @dataclass
@@ -150,6 +152,10 @@ class DistillSettings:
     train: TrainSettings
     temperature: float = 4.0
     alpha: float = 0.5
+    soft_targets: str = "online"
+    """``"online"``: the teacher sees every augmented (and mixed) batch; ``"offline"``: its
+    flip-averaged probabilities for each training image, computed once before the first epoch
+    and mixed with the batch (one teacher pass per image instead of one per batch and epoch)."""
 
     def check(self) -> None:
         """Raise :class:`ConfigError` (one line, naming the setting) for a value that cannot train."""
@@ -160,6 +166,7 @@ class DistillSettings:
             raise ConfigError(f"alpha={self.alpha}: give the label loss's weight in [0, 1]")
         if self.train.task != "classification":
             raise ConfigError("distillation applies to classification only")
+        _check_choice("soft_targets", self.soft_targets, SOFT_TARGETS)
 
 
 def _defaults(cls: type) -> dict[str, Any]:

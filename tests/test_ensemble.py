@@ -139,10 +139,12 @@ def test_distill_trains_a_student_from_an_ensemble(ensemble_run: Path, tmp_path:
     assert "accuracy" in _invoke("evaluate", out, "--bootstrap", "0")
 
 
-def test_one_epoch_of_distillation_lowers_the_soft_target_loss(tiny_run: Path) -> None:
+@pytest.mark.parametrize("offline", [False, True])
+def test_one_epoch_of_distillation_lowers_the_soft_target_loss(tiny_run: Path, offline: bool) -> None:
     """A fresh student (another input size) fitted one epoch (4 steps, Adam) on soft targets
-    alone: its soft-target loss on those images (training mode: batch statistics, no dropout)
-    falls, and the checkpointed model is the student alone."""
+    alone, from the teacher (online) or carried in ``y`` (offline): its soft-target loss on those
+    images (training mode: batch statistics, no dropout) falls, and the checkpointed model is
+    the student alone."""
     import keras
 
     from kerascv_emotion.callbacks import AtomicModelCheckpoint
@@ -155,12 +157,14 @@ def test_one_epoch_of_distillation_lowers_the_soft_target_loss(tiny_run: Path) -
     keras.utils.set_random_seed(0)
     student = build_model("mobilenet", input_shape=(24, 24, 3), num_classes=8, alpha=0.25, dropout=0.0)
     teacher = teacher_for(load_model(tiny_run / "model.keras"), (24, 24, 3))
-    model = ProbabilityDistiller(teacher, student, temperature=2.0, alpha=0.0)
+    model = ProbabilityDistiller(teacher, student, temperature=2.0, alpha=0.0, offline=offline)
     settings = TrainSettings(arch="mobilenet", index="unused.csv", image_size=24)
     compile_model(model, settings, make_optimizer(settings, 1e-3, 4, 1))
     rng = np.random.default_rng(0)
     x = rng.random((16, 24, 24, 3), dtype=np.float32)
     y = np.eye(8, dtype=np.float32)[rng.integers(0, 8, 16)]
+    if offline:
+        y = np.concatenate([y, teacher.predict(x, verbose=0)], axis=1)
 
     def soft_loss() -> float:
         return float(model.soft_target_loss(x, student(x, training=True)))
@@ -171,5 +175,41 @@ def test_one_epoch_of_distillation_lowers_the_soft_target_loss(tiny_run: Path) -
                         verbose=0, callbacks=[checkpoint])
     assert 0 < soft_loss() < before
     assert history.history["distillation_loss"][0] == pytest.approx(history.history["loss"][0], rel=1e-5)
+    assert 0 <= history.history["accuracy"][0] <= 1  # against the labels, not the carried targets
     saved = load_model(checkpoint.final_path)
     assert saved.name == student.name and saved.count_params() == student.count_params()
+
+
+def test_offline_soft_targets_give_the_online_loss_and_validate_on_labels(tiny_run: Path) -> None:
+    """Carrying the teacher's outputs in ``y`` gives the loss the online teacher gives; a batch
+    without them (validation) scores the label loss alone; metrics see only the labels."""
+    import keras
+
+    from kerascv_emotion.distillation import ProbabilityDistiller, offline_soft_targets, teacher_for
+    from kerascv_emotion.models import build_model
+    from kerascv_emotion.runs import load_model
+    from kerascv_emotion.settings import TrainSettings
+    from kerascv_emotion.training import compile_model, make_optimizer
+
+    keras.utils.set_random_seed(1)
+    student = build_model("mobilenet", input_shape=(24, 24, 3), num_classes=8, alpha=0.25, dropout=0.0)
+    teacher = teacher_for(load_model(tiny_run / "model.keras"), (24, 24, 3))
+    settings = TrainSettings(arch="mobilenet", index="unused.csv", image_size=24)
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (6, 24, 24, 3), dtype=np.uint8)
+    x = images.astype(np.float32) / 255.0
+    y = np.eye(8, dtype=np.float32)[rng.integers(0, 8, 6)]
+    targets = offline_soft_targets(teacher, images, batch_size=4)
+    flipped = teacher.predict(x[:, :, ::-1], verbose=0)
+    np.testing.assert_allclose(targets, (teacher.predict(x, verbose=0) + flipped) / 2, rtol=1e-5, atol=1e-6)
+    losses = {}
+    for offline in (False, True):
+        model = ProbabilityDistiller(teacher, student, temperature=2.0, alpha=0.3, offline=offline)
+        compile_model(model, settings, make_optimizer(settings, 1e-3, 1, 1))
+        y_pred = student(x, training=False)
+        carried = np.concatenate([y, teacher.predict(x, verbose=0)], axis=1) if offline else y
+        losses[offline] = float(model.compute_loss(x, carried, y_pred, training=False))
+        if offline:
+            label_only = float(model.compute_loss(x, y, y_pred, training=False))
+            assert label_only == pytest.approx(float(model.label_loss(y, y_pred)), rel=1e-6)
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)

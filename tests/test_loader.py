@@ -193,6 +193,30 @@ def test_batches_classification() -> None:
         ds[3]
 
 
+def test_soft_targets_ride_beside_the_labels_and_mix_alike() -> None:
+    """``y`` = [one-hot, soft targets] of the same images, in the epoch's order; mixup mixes
+    both halves with one weight, so each keeps summing to 1; the tf.data stream carries them."""
+    cached = _cached(12)
+    soft = np.random.default_rng(2).dirichlet(np.ones(3), size=12).astype(np.float32)
+    batches = ImageBatches(cached, batch_size=5, seed=4, mixup_alpha=0.4)
+    batches.set_soft_targets(soft)
+    order = batches._epoch_order(0)[:5]
+    _, y = batches.batch_arrays(0, 0)
+    np.testing.assert_array_equal(y, np.concatenate([np.eye(3)[cached.label_ids[order]], soft[order]], axis=1))
+    _, mixed = batches.batch_arrays(0, 0, mix=True)
+    assert not np.allclose(mixed, y)
+    np.testing.assert_allclose(mixed[:, :3].sum(1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(mixed[:, 3:].sum(1), 1.0, rtol=1e-6)
+    streamed = next(iter(batches.as_tf_dataset()))[1].numpy()
+    np.testing.assert_array_equal(streamed, mixed)
+    with pytest.raises(ConfigError, match="soft targets of shape"):
+        batches.set_soft_targets(soft[:, :2])
+    with pytest.raises(DataError, match="not probabilities"):
+        batches.set_soft_targets(soft * 2)
+    batches.set_soft_targets(None)
+    assert batches.batch_arrays(0, 0)[1].shape == (5, 3)
+
+
 def test_batches_regression_and_checks() -> None:
     cached = _cached(6, va=True)
     x, y = ImageBatches(cached, batch_size=6, task="regression", shuffle=False)[0]

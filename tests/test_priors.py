@@ -125,7 +125,8 @@ def test_correct_prior_refuses_runs_without_balanced_weights(tiny_run: Path, tmp
 
 def test_soft_targets_follow_the_students_class_mix(skewed_faces: Path, tmp_path: Path) -> None:
     """A prior-corrected teacher's probabilities, moved to the balanced mix a balanced-weight
-    student learns, are the uncorrected run's; `distill` records the teacher's mix; an ensemble
+    student learns, are the uncorrected run's; `distill` (offline soft targets, which are
+    those moved outputs) records the teacher's mix; an ensemble
     of a corrected and an uncorrected member records "mixed", and distilling from it is refused
     in one line."""
     from kerascv_emotion.distillation import teacher_for
@@ -146,10 +147,12 @@ def test_soft_targets_follow_the_students_class_mix(skewed_faces: Path, tmp_path
     runner = CliRunner()
     common = ["--arch", "mobilenet", "--arch-option", "alpha=0.25", "--epochs", "1", "--batch-size", "8",
               "--augment", "none", "--precise-bn-images", "0"]
-    result = runner.invoke(main, ["distill", str(fixed), "--out", str(tmp_path / "student"), *common],
-                           catch_exceptions=False)
+    result = runner.invoke(main, ["distill", str(fixed), "--out", str(tmp_path / "student"), *common,
+                                  "--soft-targets", "offline"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert read_config(tmp_path / "student")["teacher_class_mix"] == TRAINING
+    student = read_config(tmp_path / "student")
+    assert (student["teacher_class_mix"], student["soft_targets"]) == (TRAINING, "offline")
+    assert "distillation_loss" in (tmp_path / "student" / "history.csv").read_text().splitlines()[0]
 
     result = runner.invoke(main, ["ensemble", str(plain), str(fixed), "--out", str(tmp_path / "both")],
                            catch_exceptions=False)

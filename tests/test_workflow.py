@@ -304,7 +304,7 @@ def _faces_with_made_runs(tmp_path: Path, **faces: object) -> Path:
 def test_ensembles_and_students_are_planned_and_compared_beside_their_members(tmp_path: Path) -> None:
     made = _faces_with_made_runs(tmp_path, ensembles={"ens": ["alexnet", "vgg-tuned"]},
                                  distill={"small": {"teacher": "ens", "arch": "mobilenet", "temperature": 2,
-                                                    "epochs": 3}})
+                                                    "epochs": 3, "soft_targets": "offline"}})
     result = _snakemake("-n", "-p", "--cores", "4", "--configfile", str(made), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     counts = _job_counts(result.stdout)
@@ -315,7 +315,8 @@ def test_ensembles_and_students_are_planned_and_compared_beside_their_members(tm
                          r"--out results/faces/small (.*)", result.stdout)
     assert len(student) == 1, result.stdout[-3000:]
     # the entry's keys over mobilenet's arch_recipe (epochs 10, sgd) and its arch_options
-    for option in ("--epochs 3", "--optimizer sgd", "--temperature 2", "--arch-option alpha=0.25", "--image-size 56"):
+    for option in ("--epochs 3", "--optimizer sgd", "--temperature 2", "--soft-targets offline",
+                   "--arch-option alpha=0.25", "--image-size 56"):
         assert option in student[0], option
     compare = re.findall(r"-m kerascv_emotion compare (.*) --out results/faces/comparison", result.stdout)
     assert compare and compare[0].split()[-2:] == ["results/faces/ens", "results/faces/small"]
@@ -355,7 +356,7 @@ def test_bad_ensembles_and_students_are_clear_errors(tmp_path: Path, faces: dict
 
 
 def test_distill_defaults_have_one_home() -> None:
-    """temperature and alpha: DistillSettings's defaults in the CLI (help included), the schema's
+    """temperature, alpha and soft_targets: DistillSettings's defaults in the CLI (help included), the schema's
     `distill` entries and a rule flag; distill's training options default as train's."""
     from kerascv_emotion.settings import DISTILL_DEFAULTS, TRAIN_DEFAULTS
 

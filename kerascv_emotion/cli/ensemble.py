@@ -19,7 +19,7 @@ from kerascv_emotion.cli.options import (
 )
 from kerascv_emotion.data.images import MAX_IMAGE_SIDE
 from kerascv_emotion.errors import ConfigError
-from kerascv_emotion.settings import DISTILL_DEFAULTS
+from kerascv_emotion.settings import DISTILL_DEFAULTS, SOFT_TARGETS
 
 
 def _parse_weights(text: str | None) -> list[float] | None:
@@ -70,10 +70,13 @@ def ensemble(runs: tuple[Path, ...], out: Path, weights: str | None, threads: in
                  help="Softens both distributions of the soft-target loss.")
 @settings_option("--alpha", "alpha", DISTILL_DEFAULTS, type=click.FloatRange(0, 1),
                  help="Weight of the label loss; 1 - alpha weighs the soft targets.")
+@settings_option("--soft-targets", "soft_targets", DISTILL_DEFAULTS, type=click.Choice(SOFT_TARGETS),
+                 help="online: the teacher sees every augmented batch; offline: its flip-averaged outputs "
+                      "per training image, computed once (epochs then cost what plain training does).")
 @with_options(training_options + device_options)
 def distill(teacher: Path, arch: str, out: Path, index_path: Path | None, image_size: int | None,
             channels: str | None, arch_options: tuple[str, ...], temperature: float, alpha: float,
-            restart: bool, refresh_cache: bool, threads: int, gpus: int, **options: Any) -> None:
+            soft_targets: str, restart: bool, refresh_cache: bool, threads: int, gpus: int, **options: Any) -> None:
     """Train a student ARCH into OUT on the soft targets of the finished run TEACHER (an
     ensemble too) plus the labels (a killed run resumes when rerun)."""
     from kerascv_emotion.data.index import read_index
@@ -90,6 +93,7 @@ def distill(teacher: Path, arch: str, out: Path, index_path: Path | None, image_
     student = TrainSettings(arch=arch, index=str(index), image_size=image_size or int(config["image_size"]),
                             channels=int(channels or config["channels"]), **settings_fields(options),
                             arch_kwargs=parse_arch_options(arch_options))
-    settings = DistillSettings(teacher=str(teacher), train=student, temperature=temperature, alpha=alpha)
+    settings = DistillSettings(teacher=str(teacher), train=student, temperature=temperature, alpha=alpha,
+                               soft_targets=soft_targets)
     run = distill_run(settings, out, restart=restart, refresh_cache=refresh_cache)
     click.echo(f"wrote {run / 'model.keras'}")

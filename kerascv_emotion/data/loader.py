@@ -67,6 +67,9 @@ class ImageBatches(keras.utils.PyDataset):
     (:meth:`as_tf_dataset`) with a shuffled copy of itself (:func:`kerascv_emotion.augment.mix_batch`,
     drawn from ``SeedSequence([seed, e, b, 1])``); ``batches[i]`` (what PreciseBatchNorm reads)
     stays unmixed, so BatchNorm statistics are those of real images.
+
+    :meth:`set_soft_targets` appends each image's soft targets to its label: ``y`` float32
+    ``(B, 2K)`` = ``[one-hot, soft]``, the two halves mixed alike.
     """
 
     def __init__(
@@ -114,8 +117,26 @@ class ImageBatches(keras.utils.PyDataset):
             self._sample_weight = np.zeros(cached.num_classes, dtype=np.float32)
             for c, w in class_weight.items():
                 self._sample_weight[int(c)] = w
+        self.soft_targets: np.ndarray | None = None
         self._local = threading.local()
         self._orders: dict[int, np.ndarray] = {}
+
+    def set_soft_targets(self, probabilities: np.ndarray | None) -> None:
+        """Give every image soft targets, ``probabilities`` ``(N, K)`` in the cached order (a
+        teacher's outputs; rows summing to 1), carried beside its one-hot label in ``y``;
+        ``None`` removes them. Classification only."""
+        if probabilities is None:
+            self.soft_targets = None
+            return
+        probabilities = np.asarray(probabilities, dtype=np.float32)
+        shape = (len(self.cached), self.cached.num_classes)
+        if self.task != "classification" or probabilities.shape != shape:
+            raise ConfigError(f"soft targets of shape {probabilities.shape} for split {self.cached.split!r}: "
+                              f"give {shape} probabilities of a classification task")
+        if not np.all(np.isfinite(probabilities)) or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3):
+            raise DataError(f"soft targets for split {self.cached.split!r} are not probabilities "
+                            "(non-finite, or rows not summing to 1)")
+        self.soft_targets = probabilities
 
     def __len__(self) -> int:
         return -(-len(self.cached) // self.batch_size)
@@ -170,6 +191,8 @@ class ImageBatches(keras.utils.PyDataset):
         labels = self.cached.label_ids[order]
         if self.task == "classification":
             y = np.eye(self.cached.num_classes, dtype=np.float32)[labels]
+            if self.soft_targets is not None:
+                y = np.concatenate([y, self.soft_targets[order]], axis=1)
         else:
             y = np.asarray(self.cached.valence_arousal[order], dtype=np.float32)
         weights = None if self._sample_weight is None else self._sample_weight[labels]
@@ -201,7 +224,7 @@ class ImageBatches(keras.utils.PyDataset):
         n_batches = len(self)
         n_chunks = -(-n_batches // chunk_batches)
         height, width, channels = self.cached.images.shape[1:]
-        y_width = self.cached.num_classes if self.task == "classification" else 2
+        y_width = 2 if self.task == "regression" else self.cached.num_classes * (1 if self.soft_targets is None else 2)
         types = [tf.uint8, tf.float32] + ([tf.float32] if self._sample_weight is not None else [])
         first_epoch = [self.epoch]
 
