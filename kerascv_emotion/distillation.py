@@ -117,13 +117,22 @@ class ProbabilityDistiller(keras.distillation.Distiller):
         return super().compute_metrics(x, self.split_targets(y)[0], y_pred, sample_weight)
 
 
-def offline_soft_targets(teacher: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
+def offline_soft_targets(teacher: keras.Model, images: np.ndarray, batch_size: int,
+                         progress: bool = False) -> np.ndarray:
     """The teacher's flip-averaged probabilities float32 ``(N, K)`` for uint8 ``images``
     ``(N, H, W, C)`` (a sigmoid's ``(N, 1)`` as ``[1 - p, p]``): the soft targets of
-    ``--soft-targets offline``, one teacher pass per image and flip."""
+    ``--soft-targets offline``, one teacher pass per image and flip; ``progress``: a stderr
+    progress line (:class:`~kerascv_emotion.data.cache.Progress`)."""
+    from kerascv_emotion.data.cache import Progress
     from kerascv_emotion.inference import predict_batches
 
-    probabilities = predict_batches(teacher, images, batch_size, tta="hflip").astype(np.float32)
+    bar = Progress("teacher soft targets", len(images), progress)
+    chunk = 32 * batch_size
+    parts = []
+    for start in range(0, len(images), chunk):
+        parts.append(predict_batches(teacher, images[start:start + chunk], batch_size, tta="hflip"))
+        bar.update(start + len(parts[-1]))
+    probabilities = np.concatenate(parts).astype(np.float32)
     if probabilities.shape[-1] == 1:
         probabilities = np.concatenate([1.0 - probabilities, probabilities], axis=-1)
     return probabilities
@@ -181,7 +190,7 @@ def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int 
         offline = settings.soft_targets == "offline"
         if offline:
             data.train.set_soft_targets(offline_soft_targets(teacher, data.train.cached.images,
-                                                             student_settings.batch_size))
+                                                             student_settings.batch_size, progress=verbose > 0))
         model = ProbabilityDistiller(teacher, student, settings.temperature, settings.alpha, offline=offline)
         rate = student_settings.learning_rate
         training.compile_model(model, student_settings,

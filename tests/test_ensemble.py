@@ -196,10 +196,10 @@ def test_offline_soft_targets_give_the_online_loss_and_validate_on_labels(tiny_r
     teacher = teacher_for(load_model(tiny_run / "model.keras"), (24, 24, 3))
     settings = TrainSettings(arch="mobilenet", index="unused.csv", image_size=24)
     rng = np.random.default_rng(1)
-    images = rng.integers(0, 256, (6, 24, 24, 3), dtype=np.uint8)
+    images = rng.integers(0, 256, (40, 24, 24, 3), dtype=np.uint8)
     x = images.astype(np.float32) / 255.0
-    y = np.eye(8, dtype=np.float32)[rng.integers(0, 8, 6)]
-    targets = offline_soft_targets(teacher, images, batch_size=4)
+    y = np.eye(8, dtype=np.float32)[rng.integers(0, 8, 40)]
+    targets = offline_soft_targets(teacher, images, batch_size=1)  # two chunks of 32 batches
     flipped = teacher.predict(x[:, :, ::-1], verbose=0)
     np.testing.assert_allclose(targets, (teacher.predict(x, verbose=0) + flipped) / 2, rtol=1e-5, atol=1e-6)
     losses = {}
