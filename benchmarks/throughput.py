@@ -9,6 +9,8 @@ images/s, GFLOP/s and the share of the peak ``cores x GHz x flops/cycle`` (argum
 ``lscpu``; 32 fp32 flops/cycle = two 256-bit FMA pipes, as on AMD Zen 3/4).
 
     python benchmarks/throughput.py --ghz 2.6 --cores 2 [--batch-sizes 32,64,128] [--jit both]
+
+``--cores`` is also the number of TensorFlow threads (intra- and inter-op).
 """
 
 from __future__ import annotations
@@ -84,11 +86,15 @@ def main() -> None:
     parser.add_argument("--jit", choices=["off", "on", "both"], default="off")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cores", type=int, default=os.cpu_count())
+    parser.add_argument("--cores", type=int, default=os.cpu_count(), help="Cores the peak counts and TF uses.")
     parser.add_argument("--ghz", type=float, required=True, help="Sustained clock (lscpu; BogoMIPS / 2 on KVM).")
     parser.add_argument("--flops-per-cycle", type=float, default=32.0, help="fp32 flops per cycle per core.")
     args = parser.parse_args()
 
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.cores)
+    tf.config.threading.set_inter_op_parallelism_threads(args.cores)
     import keras
 
     from kerascv_emotion.models import build_model
