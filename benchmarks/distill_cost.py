@@ -55,7 +55,8 @@ def main() -> None:
         return build_model("vgg", input_shape=SHAPE, num_classes=CLASSES, dropout=0.2, pool_dropout_rate=0.0)
 
     inputs = keras.Input(SHAPE)
-    members = [vgg()(inputs) for _ in range(args.members)]
+    members = [keras.Model(m.inputs, m.outputs[0], name=f"member_{i}")(inputs)
+               for i, m in enumerate(vgg() for _ in range(args.members))]
     teacher = keras.Model(inputs, keras.layers.Average()(members) if len(members) > 1 else members[0])
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.batch_size * 4, *SHAPE), dtype=np.uint8)
