@@ -15,7 +15,7 @@ import numpy as np
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.inference import predict_batches, to_input
 from kerascv_emotion.io import atomic_path, write_json
-from kerascv_emotion.runs import MODEL, eval_dir, load_model, read_config
+from kerascv_emotion.runs import MODEL, eval_dir, load_model, read_config, temperature_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
         classification_metrics,
         regression_metrics,
     )
-    from kerascv_emotion.temperature import run_temperature, temperature_mismatch, tta_temperature
+    from kerascv_emotion.temperature import run_temperature, tta_temperature
 
     if bootstrap < 0:
         raise ConfigError(f"bootstrap={bootstrap}: give 0 (no intervals) or the number of resamples")

@@ -309,3 +309,14 @@ def _write_run(run_dir: Path, work: Path, config: dict[str, Any], output_names: 
     with atomic_path(run_dir / MODEL) as tmp:
         save(tmp)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def temperature_mismatch(fitted_for: str | None, tta: str, run_dir: str | os.PathLike) -> str | None:
+    """One line for outputs averaged by ``tta`` that were scaled by a temperature (``RUN/`` +
+    :data:`CALIBRATION`) fitted for ``fitted_for``'s outputs (the second value of
+    :func:`kerascv_emotion.temperature.tta_temperature`): how to fit their own; ``None`` when the
+    two agree or no temperature was applied."""
+    if fitted_for in (None, tta):
+        return None
+    return (f"the temperature was fitted without TTA, not for tta={tta}, whose averaged outputs are softer: "
+            f"`kerascv-emotion calibrate {run_dir}` fits one")

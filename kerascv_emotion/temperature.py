@@ -115,16 +115,6 @@ def tta_temperature(run_dir: str | os.PathLike, tta: str = "none",
         raise DataError(f"{path} has no temperature for tta={tta}; delete it, or use --no-calibration") from None
 
 
-def temperature_mismatch(fitted_for: str | None, tta: str, run_dir: str | os.PathLike) -> str | None:
-    """One line for outputs averaged by ``tta`` that were scaled by a temperature fitted for
-    ``fitted_for``'s (:func:`tta_temperature`'s second value): how to fit their own; ``None``
-    when the two agree or no temperature was applied."""
-    if fitted_for in (None, tta):
-        return None
-    return (f"the temperature was fitted without TTA, not for tta={tta}, whose averaged outputs are softer: "
-            f"`kerascv-emotion calibrate {run_dir}` fits one")
-
-
 def run_temperature(run_dir: str | os.PathLike, calibrate: bool = True) -> float | None:
     """The temperature in ``RUN/calibration.json`` for one pass's outputs (:func:`tta_temperature`
     without TTA); ``None`` when ``calibrate`` is off or the run has none."""

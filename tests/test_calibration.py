@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from kerascv_emotion.cli import main
 from kerascv_emotion.errors import DataError
 from kerascv_emotion.metrics import apply_temperature, negative_log_likelihood
-from kerascv_emotion.runs import CALIBRATION, read_config
-from kerascv_emotion.temperature import run_temperature, temperature_mismatch, tta_temperature
+from kerascv_emotion.runs import CALIBRATION, read_config, temperature_mismatch
+from kerascv_emotion.temperature import run_temperature, tta_temperature
 
 
 def _split(run: Path, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ from kerascv_emotion.inference import TTA_MODES
 def _calibration_line(calibration: dict[str, Any], tta: str, run: Path) -> str:
     """``ECE 0.120 -> 0.031 (temperature 1.84)``, or the raw ECE when no temperature was applied;
     says so when the temperature was not fitted for ``tta``'s outputs."""
-    from kerascv_emotion.temperature import temperature_mismatch
+    from kerascv_emotion.runs import temperature_mismatch
 
     raw, scaled = calibration["raw"]["ece"], calibration["calibrated"]
     if scaled is None:

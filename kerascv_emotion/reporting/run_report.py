@@ -54,8 +54,7 @@ from kerascv_emotion.reporting.tables import (
     regression_rows,
     summary_rows,
 )
-from kerascv_emotion.runs import MEMBERS_KEY
-from kerascv_emotion.temperature import temperature_mismatch
+from kerascv_emotion.runs import MEMBERS_KEY, temperature_mismatch
 
 _CLASSIFICATION_MD, _REGRESSION_MD = "classification_report.md", "regression_report.md"
 _EVALUATED_MARKERS = (_CLASSIFICATION_MD, _REGRESSION_MD)

@@ -280,7 +280,11 @@ RECIPE_FLAGS = {
     "mixup_alpha": "--mixup-alpha",
     "cutmix_alpha": "--cutmix-alpha",
 }
-DISTILL_FLAGS = {"temperature": "--temperature", "alpha": "--alpha", "soft_targets": "--soft-targets"}
+DISTILL_FLAGS = {
+    "temperature": "--temperature",
+    "alpha": "--alpha",
+    "soft_targets": "--soft-targets",
+}
 TUNE_FLAGS = {
     "head_epochs": "--head-epochs",
     "finetune_epochs": "--finetune-epochs",
