@@ -211,8 +211,10 @@ def test_soft_targets_ride_beside_the_labels_and_mix_alike() -> None:
     np.testing.assert_array_equal(streamed, mixed)
     with pytest.raises(ConfigError, match="soft targets of shape"):
         batches.set_soft_targets(soft[:, :2])
-    with pytest.raises(DataError, match="not probabilities"):
+    with pytest.raises(DataError, match="not probabilities: they have (rows that do not sum to 1|values outside)"):
         batches.set_soft_targets(soft * 2)
+    with pytest.raises(DataError, match="not probabilities: they have NaN or infinite values"):
+        batches.set_soft_targets(np.where(np.arange(soft.size).reshape(soft.shape) == 0, np.nan, soft))
     batches.set_soft_targets(None)
     assert batches.batch_arrays(0, 0)[1].shape == (5, 3)
 

@@ -36,6 +36,7 @@ from kerascv_emotion.augment import AugmentSpec, get_augmentation, mix_batch, se
 from kerascv_emotion.data.cache import CachedSplit
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.inference import MAX_PIXEL, to_input
+from kerascv_emotion.metrics.arrays import probability_rows_problem
 from kerascv_emotion.tasks import TASKS
 
 
@@ -133,9 +134,9 @@ class ImageBatches(keras.utils.PyDataset):
         if self.task != "classification" or probabilities.shape != shape:
             raise ConfigError(f"soft targets of shape {probabilities.shape} for split {self.cached.split!r}: "
                               f"give {shape} probabilities of a classification task")
-        if not np.all(np.isfinite(probabilities)) or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3):
-            raise DataError(f"soft targets for split {self.cached.split!r} are not probabilities "
-                            "(non-finite, or rows not summing to 1)")
+        problem = probability_rows_problem(probabilities)
+        if problem is not None:
+            raise DataError(f"soft targets for split {self.cached.split!r} are not probabilities: they have {problem}")
         self.soft_targets = probabilities
 
     def __len__(self) -> int:
@@ -224,7 +225,10 @@ class ImageBatches(keras.utils.PyDataset):
         n_batches = len(self)
         n_chunks = -(-n_batches // chunk_batches)
         height, width, channels = self.cached.images.shape[1:]
-        y_width = 2 if self.task == "regression" else self.cached.num_classes * (1 if self.soft_targets is None else 2)
+        if self.task == "regression":
+            y_width = 2  # valence, arousal
+        else:  # one-hot labels, then the soft targets when set
+            y_width = self.cached.num_classes * (1 if self.soft_targets is None else 2)
         types = [tf.uint8, tf.float32] + ([tf.float32] if self._sample_weight is not None else [])
         first_epoch = [self.epoch]
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from kerascv_emotion.errors import ConfigError
 
-_SUM_TOLERANCE = 1e-3  # how far a probability row may sum from 1 (float16/float32 softmax)
+PROBABILITY_SUM_TOLERANCE = 1e-3  # how far a probability row may sum from 1 (float16/float32 softmax)
 
 
 class MetricInputError(ConfigError, ValueError):
@@ -81,18 +81,27 @@ def _probabilities(y_prob: Any, k: int, n: int, from_logits: bool) -> np.ndarray
         raise MetricInputError(f"y_prob has {p.shape[1]} columns but there are {k} classes")
     elif from_logits:
         p = _softmax(p)
-    if p.min() < 0.0 or p.max() > 1.0:
+    problem = probability_rows_problem(p)
+    if problem is not None:
         raise MetricInputError(
-            "y_prob has values outside [0, 1]: these look like logits; "
+            f"y_prob has {problem}: these look like logits or multi-label scores; "
             "pass from_logits=True or add a softmax/sigmoid"
         )
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def probability_rows_problem(p: np.ndarray) -> str | None:
+    """What keeps ``p`` ``(N, K)`` from being rows of class probabilities, as a noun phrase
+    ("values outside [0, 1]"); ``None`` when each row is finite, within [0, 1] and sums to 1
+    within :data:`PROBABILITY_SUM_TOLERANCE`."""
+    if not np.all(np.isfinite(p)):
+        return "NaN or infinite values"
+    if p.size and (p.min() < 0.0 or p.max() > 1.0):
+        return "values outside [0, 1]"
     sums = p.sum(axis=1)
-    if np.any(np.abs(sums - 1.0) > _SUM_TOLERANCE):
-        raise MetricInputError(
-            f"y_prob rows do not sum to 1 (e.g. {float(sums[np.argmax(np.abs(sums - 1.0))]):.4f}): "
-            "these look like logits or multi-label scores; pass from_logits=True or add a softmax"
-        )
-    return p / sums[:, None]
+    if np.any(np.abs(sums - 1.0) > PROBABILITY_SUM_TOLERANCE):
+        return f"rows that do not sum to 1 (e.g. {float(sums[np.argmax(np.abs(sums - 1.0))]):.4f})"
+    return None
 
 
 def classification_arrays(y_true: Any, y_prob: Any, class_names: Sequence[str],
