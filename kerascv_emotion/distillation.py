@@ -35,7 +35,7 @@ import keras
 import numpy as np
 
 from kerascv_emotion import runs, training
-from kerascv_emotion.errors import DataError
+from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.priors import class_mix, class_prior, loss_class_mix, mix_shift
 from kerascv_emotion.settings import DistillSettings
 
@@ -53,8 +53,11 @@ def log_probabilities(probabilities: Any) -> Any:
 class ProbabilityDistiller(keras.distillation.Distiller):
     """``alpha`` x the compiled label loss (sample-weighted) + (1 - ``alpha``) x the soft-target
     loss (``LogitsDistillation(temperature)`` on log-probabilities); ``teacher`` and ``student``
-    output probabilities for the same input shape. Logs ``student_loss`` (labels),
-    ``distillation_loss`` (soft targets) and ``total_loss`` per epoch beside ``loss``."""
+    output probabilities for the same input shape. The soft targets are the teacher's outputs
+    for each batch, or, ``offline``, the teacher probabilities that every training ``y``
+    ``(B, 2K)`` carries beside its labels (validation ``y`` holds the labels alone). Logs
+    ``student_loss`` (labels), ``distillation_loss`` (soft targets) and ``total_loss`` per
+    epoch beside ``loss``."""
 
     def __init__(self, teacher: keras.Model, student: keras.Model, temperature: float, alpha: float,
                  offline: bool = False) -> None:
@@ -100,6 +103,10 @@ class ProbabilityDistiller(keras.distillation.Distiller):
         y, teacher_probabilities = self.split_targets(y)
         labels = self.label_loss(y, y_pred, sample_weight=sample_weight)
         if self.offline and teacher_probabilities is None:
+            if training:
+                raise ConfigError(f"an offline distiller's training targets must carry the teacher's "
+                                  f"probabilities beside the labels, (batch, {2 * y_pred.shape[-1]}); got "
+                                  f"{tuple(y.shape)}: call ImageBatches.set_soft_targets on the training batches")
             soft, total = None, labels
         else:
             soft = self.soft_target_loss(x, y_pred, teacher_probabilities)
@@ -118,11 +125,12 @@ class ProbabilityDistiller(keras.distillation.Distiller):
 
 
 def offline_soft_targets(teacher: keras.Model, images: np.ndarray, batch_size: int,
-                         progress: bool = False) -> np.ndarray:
+                         progress: bool = False, source: str | os.PathLike | None = None) -> np.ndarray:
     """The teacher's flip-averaged probabilities float32 ``(N, K)`` for uint8 ``images``
     ``(N, H, W, C)`` (a sigmoid's ``(N, 1)`` as ``[1 - p, p]``): the soft targets of
     ``--soft-targets offline``, one teacher pass per image and flip; ``progress``: a stderr
-    progress line (:class:`~kerascv_emotion.data.cache.Progress`)."""
+    progress line (:class:`~kerascv_emotion.data.cache.Progress`); ``source``: the teacher's
+    model file, named by the one-line error when its outputs are not finite."""
     from kerascv_emotion.data.cache import Progress
     from kerascv_emotion.inference import predict_batches
 
@@ -130,7 +138,7 @@ def offline_soft_targets(teacher: keras.Model, images: np.ndarray, batch_size: i
     chunk = 32 * batch_size
     parts = []
     for start in range(0, len(images), chunk):
-        parts.append(predict_batches(teacher, images[start:start + chunk], batch_size, tta="hflip"))
+        parts.append(predict_batches(teacher, images[start:start + chunk], batch_size, tta="hflip", source=source))
         bar.update(start + len(parts[-1]))
     probabilities = np.concatenate(parts).astype(np.float32)
     if probabilities.shape[-1] == 1:
@@ -188,9 +196,10 @@ def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int 
         teacher = teacher_for(runs.load_model(teacher_dir / runs.MODEL), shape,
                               mix_shift(teacher_mix, loss_class_mix(student_settings.class_weight), prior, teacher_dir))
         offline = settings.soft_targets == "offline"
-        if offline:
+        if offline and not training.phase_done_file(work, "train").is_file():  # a finished phase needs none
             data.train.set_soft_targets(offline_soft_targets(teacher, data.train.cached.images,
-                                                             student_settings.batch_size, progress=verbose > 0))
+                                                             student_settings.batch_size, progress=verbose > 0,
+                                                             source=teacher_dir / runs.MODEL))
         model = ProbabilityDistiller(teacher, student, settings.temperature, settings.alpha, offline=offline)
         rate = student_settings.learning_rate
         training.compile_model(model, student_settings,

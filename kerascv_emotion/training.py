@@ -318,12 +318,18 @@ class PhaseResult:
     best: float | None       # best monitored value so far (this phase and earlier ones)
 
 
+def phase_done_file(work: Path, phase: str) -> Path:
+    """The file in ``work`` that records a finished ``phase`` (its checkpoint and best score);
+    :func:`fit_phase` skips a phase that has one."""
+    return work / f"{phase}.done.json"
+
+
 def fit_phase(model: Any, settings: TrainSettings, data: TrainData, work: Path, phase: str, learning_rate: float,
               initial_epoch: int, epochs: int, best_so_far: float | None, verbose: int) -> PhaseResult:
     """Fit one phase at ``learning_rate`` (its optimizer's peak rate), or skip it when a
     previous (killed) invocation already finished it. A NaN or infinite loss raises
     :class:`~kerascv_emotion.errors.TrainingDiverged`."""
-    done = work / f"{phase}.done.json"
+    done = phase_done_file(work, phase)
     if done.is_file():
         state = read_json(done)
         return PhaseResult(Path(state["checkpoint"]) if state["checkpoint"] else None, state["best"])

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from kerascv_emotion.cli import main
+from kerascv_emotion.errors import ConfigError
 
 
 def _invoke(*args: object) -> str:
@@ -175,14 +176,14 @@ def test_one_epoch_of_distillation_lowers_the_soft_target_loss(tiny_run: Path, o
                         verbose=0, callbacks=[checkpoint])
     assert 0 < soft_loss() < before
     assert history.history["distillation_loss"][0] == pytest.approx(history.history["loss"][0], rel=1e-5)
-    assert 0 <= history.history["accuracy"][0] <= 1  # against the labels, not the carried targets
     saved = load_model(checkpoint.final_path)
     assert saved.name == student.name and saved.count_params() == student.count_params()
 
 
 def test_offline_soft_targets_give_the_online_loss_and_validate_on_labels(tiny_run: Path) -> None:
     """Carrying the teacher's outputs in ``y`` gives the loss the online teacher gives; a batch
-    without them (validation) scores the label loss alone; metrics see only the labels."""
+    without them scores the label loss alone in validation and is refused in training; metrics
+    see only the labels."""
     import keras
 
     from kerascv_emotion.distillation import ProbabilityDistiller, offline_soft_targets, teacher_for
@@ -212,4 +213,39 @@ def test_offline_soft_targets_give_the_online_loss_and_validate_on_labels(tiny_r
         if offline:
             label_only = float(model.compute_loss(x, y, y_pred, training=False))
             assert label_only == pytest.approx(float(model.label_loss(y, y_pred)), rel=1e-6)
+            with pytest.raises(ConfigError, match=r"carry the teacher's probabilities beside the labels"):
+                model.compute_loss(x, y, y_pred, training=True)
+            # a metric that reads every column (accuracy's arg-max would not see the carried half)
+            model.compile(optimizer="adam", loss=model.label_loss, metrics=[keras.metrics.MeanSquaredError("mse")])
+            mse = float(model.compute_metrics(x, carried, y_pred)["mse"])
+            assert mse == pytest.approx(np.mean((y - np.asarray(y_pred)) ** 2), rel=1e-5)
     assert losses[True] == pytest.approx(losses[False], rel=1e-5)
+
+
+def test_an_offline_distill_killed_after_training_resumes_without_the_teacher_pass(
+        tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed while finishing (its phase already done), an offline distill run again finishes
+    without computing the teacher's soft targets a second time."""
+    from kerascv_emotion import distillation, training
+
+    class Killed(Exception):
+        pass
+
+    passes: list[int] = []
+    teacher_pass, finish = distillation.offline_soft_targets, training.finish_run
+    monkeypatch.setattr(distillation, "offline_soft_targets", lambda *a, **k: passes.append(1) or teacher_pass(*a, **k))
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise Killed
+
+    out = tmp_path / "student"
+    args = ["distill", str(tiny_run), "--arch", "mobilenet", "--arch-option", "alpha=0.25", "--out", str(out),
+            "--image-size", "24", "--epochs", "1", "--batch-size", "8", "--augment", "none",
+            "--precise-bn-images", "0", "--soft-targets", "offline"]
+    monkeypatch.setattr(training, "finish_run", killed)
+    assert isinstance(CliRunner().invoke(main, args).exception, Killed)
+    assert passes == [1] and training.phase_done_file(out / "work", "train").is_file()
+    monkeypatch.setattr(training, "finish_run", finish)
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0 and (out / "model.keras").is_file(), result.output
+    assert passes == [1]
