@@ -95,7 +95,8 @@ def tta_temperature(run_dir: str | os.PathLike, tta: str = "none",
                     calibrate: bool = True) -> tuple[float | None, str | None]:
     """The temperature in ``RUN/calibration.json`` for outputs averaged by ``tta``, and the TTA
     mode it was fitted for: ``tta`` itself, or ``"none"`` for a file written before per-TTA
-    temperatures existed (the caller says so: ``evaluate`` in its notes and console line).
+    temperatures existed (the caller says so, in the words of
+    :func:`kerascv_emotion.runs.temperature_mismatch`).
     ``(None, None)`` when ``calibrate`` is off or the run has none (a regression run, or one
     trained before calibration existed)."""
     path = Path(run_dir) / CALIBRATION

@@ -95,7 +95,11 @@ def test_tta_outputs_get_the_temperature_fitted_on_them(tiny_run: Path, tmp_path
     assert metrics["calibration"]["temperature_tta"] == "none"
     assert [note for note in metrics["notes"] if "TTA" in note] == [
         temperature_mismatch("none", "crops", run)]
-    assert f"`kerascv-emotion calibrate {run}` fits one" in result.output
+    assert result.output.count(f"`kerascv-emotion calibrate {run}` fits one") == 1
+    result = runner.invoke(main, ["report", str(run), "--split", "test"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    page = (run / "report" / "report.html").read_text()
+    assert page.count("fitted without TTA") == 1  # in the evaluation's notes, not again under Calibration
 
 
 def test_temperature_fixes_an_overconfident_model(tiny_run: Path, tmp_path: Path) -> None:

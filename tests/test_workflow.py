@@ -370,3 +370,27 @@ def test_distill_defaults_have_one_home() -> None:
     for name, default in TRAIN_DEFAULTS.items():
         if name in distill and name not in ("image_size", "channels"):  # these default to the teacher's
             assert distill[name] in (default, str(default), "none" if default is None else default), name
+
+
+def test_schema_choices_are_the_librarys() -> None:
+    """Every schema enum of an optimizer, learning-rate schedule, soft-target mode or TTA mode,
+    wherever it appears, lists exactly the library's choices (settings.py, inference.py)."""
+    from kerascv_emotion.inference import TTA_MODES
+    from kerascv_emotion.settings import LR_SCHEDULES, OPTIMIZERS, SOFT_TARGETS
+
+    choices = {"optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "soft_targets": SOFT_TARGETS, "tta": TTA_MODES}
+    seen: dict[str, int] = dict.fromkeys(choices, 0)
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in choices and isinstance(value, dict) and "enum" in value:
+                    assert set(value["enum"]) == set(choices[key]), key
+                    seen[key] += 1
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text()))
+    assert all(seen.values()), seen

@@ -61,14 +61,17 @@ def evaluate(run: Path, index_path: Path | None, data: Path | None, split: str, 
 
     metrics = evaluate_run(run, index_path, split=split, bootstrap=bootstrap, seed=seed, tta=tta,
                            max_pixels=max_pixels, data=data, refresh_cache=refresh_cache, calibrate=calibrate)
+    classification = metrics["task"] == "classification"
+    calibration_line = _calibration_line(metrics["calibration"], tta, run) if classification else ""
     for note in metrics.get("notes", []) if data is not None else []:
-        click.echo(f"note: {note}")
+        if note not in calibration_line:  # the temperature note is printed once, there
+            click.echo(f"note: {note}")
     split = metrics["split"]
-    if metrics["task"] == "classification":
+    if classification:
         plain = metrics.get("without_tta")
         click.echo(f"{run} {split}: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_avg']['f1']:.3f}"
                    + (f" (tta {tta}; without: accuracy {plain['accuracy']:.3f})" if plain else ""))
-        click.echo(_calibration_line(metrics["calibration"], tta, run))
+        click.echo(calibration_line)
     else:
         mean = metrics["mean"]
         click.echo(f"{run} {split}: RMSE {mean['rmse']:.3f}, CCC {mean['ccc']:.3f}")

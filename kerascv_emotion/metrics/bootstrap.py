@@ -1,5 +1,6 @@
 """Seeded percentile bootstrap confidence intervals for the classification and regression
-metrics, resampling single samples or whole groups (e.g. subjects).
+metrics, resampling single samples or whole groups (e.g. subjects); ECE's interval is shifted
+down by its resampling bias (:func:`_interval`).
 
 Every resample is a row of sample counts ``(N,)``; the measures are computed for a block of
 such rows at once (matrix products and weighted sums), not by copying resampled arrays.
@@ -106,7 +107,9 @@ def _interval(estimate: float, samples: np.ndarray, confidence: float, debias: b
     ``debias``: for a measure the resampling itself inflates (ECE sums absolute bin gaps, so
     sampling noise only adds to it), shift the interval down by the bootstrap's bias estimate
     ``mean(samples) - estimate`` (recorded as ``bias``) and clip it at 0; without this the
-    percentile interval of a well-calibrated model can lie wholly above its own estimate."""
+    percentile interval of a well-calibrated model can lie wholly above its own estimate. The
+    shifted interval is the plug-in estimate's spread around itself, not an interval for the
+    true ECE, which the plug-in overestimates by about ``bias``."""
     ok = np.isfinite(samples)
     bias = 0.0
     if ok.any():

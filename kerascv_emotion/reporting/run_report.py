@@ -156,7 +156,8 @@ def _calibration_section(run: Run, evaluation: Evaluation, writer: OutputWriter)
             "the predicted classes are unchanged." if temperature is not None
             else "No temperature applied (none fitted, or --no-calibration).")
     mismatch = temperature_mismatch(fitted_for if temperature is not None else None, tta, run.path)
-    text += f" Note: {mismatch}." if mismatch else ""
+    if mismatch and mismatch not in (evaluation.metrics.get("notes") or []):  # else the notes above show it
+        text += f" Note: {mismatch}."
     figure = writer.figure("reliability", reliability_figure(calibration),
                            "Reliability diagram: accuracy per confidence bin, before and after temperature scaling")
     return (f"<h3>Calibration</h3><p>{html.esc(text)}</p>"

@@ -138,8 +138,11 @@ def interval_note(metrics: Mapping[str, Any]) -> str:
     if not boot:
         return ""
     groups = f"; whole groups resampled, {fmt(boot['groups'])} of them, e.g. subjects" if boot.get("groups") else ""
+    ece = boot.get("ece")
+    shifted = (" ECE's is shifted down by its resampling bias, so that it spreads around the estimate, "
+               "which itself runs high by about that much." if isinstance(ece, dict) and "bias" in ece else "")
     return (f"In brackets: bootstrap {fmt(boot.get('confidence'), 2)} percentile intervals "
-            f"({fmt(boot.get('n_resamples'))} resamples, seed {fmt(boot.get('seed'))}{groups}).")
+            f"({fmt(boot.get('n_resamples'))} resamples, seed {fmt(boot.get('seed'))}{groups}).{shifted}")
 
 
 def md_escape(text: str) -> str:
