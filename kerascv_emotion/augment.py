@@ -205,9 +205,10 @@ def mix_batch(images: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | Non
     one of the two with p=0.5; with both 0 the batch is returned unchanged.
 
     ``images`` uint8 ``(B, H, W, C)``; ``y`` float32 ``(B, K)`` one-hot (or soft) labels,
-    ``(B, 2K)`` labels with a teacher's soft targets beside them, or ``(B, 2)`` regression targets; ``sample_weight`` float32 ``(B,)`` or None. The targets and
-    weights are mixed with the weight each source image has in the result (for cutmix the
-    pasted box's exact area), so one-hot rows keep summing to 1. Mixed uint8 pixels are rounded.
+    ``(B, 2K)`` labels with a teacher's soft targets beside them, or ``(B, 2)`` regression
+    targets; ``sample_weight`` float32 ``(B,)`` or None. The targets and weights are mixed with
+    the weight each source image has in the result (for cutmix the pasted box's exact area), so
+    one-hot rows keep summing to 1. Mixed uint8 pixels are rounded.
     """
     methods = [m for m, alpha in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if alpha > 0]
     if not methods or len(images) < 2:
