@@ -68,13 +68,18 @@ class ProbabilityDistiller(keras.distillation.Distiller):
         self.label_loss: Any = None
         self.offline = offline
 
-    def split_targets(self, y: Any) -> tuple[Any, Any]:
+    def split_targets(self, y: Any, required: bool = False) -> tuple[Any, Any]:
         """``(labels, teacher probabilities or None)``: an ``offline`` distiller's training ``y``
         ``(B, 2K)`` carries both (:meth:`~kerascv_emotion.data.loader.ImageBatches.set_soft_targets`);
-        any other ``y`` is the labels alone."""
+        any other ``y`` is the labels alone, which an offline distiller's training step
+        (``required``) refuses with a one-line :class:`ConfigError`."""
         width = self.student.output_shape[-1]
         if self.offline and y is not None and y.shape[-1] == 2 * width:
             return y[..., :width], y[..., width:]
+        if self.offline and required:
+            raise ConfigError(f"an offline distiller's training targets must carry the teacher's probabilities "
+                              f"beside the labels, (batch, {2 * width}); got {tuple(y.shape)}: call "
+                              "ImageBatches.set_soft_targets on the training batches")
         return y, None
 
     @property
@@ -100,13 +105,9 @@ class ProbabilityDistiller(keras.distillation.Distiller):
         its ``val_loss`` is the label loss alone."""
         if y_pred is None:
             y_pred = self(x, training=training)
-        y, teacher_probabilities = self.split_targets(y)
+        y, teacher_probabilities = self.split_targets(y, required=training)
         labels = self.label_loss(y, y_pred, sample_weight=sample_weight)
         if self.offline and teacher_probabilities is None:
-            if training:
-                raise ConfigError(f"an offline distiller's training targets must carry the teacher's "
-                                  f"probabilities beside the labels, (batch, {2 * y_pred.shape[-1]}); got "
-                                  f"{tuple(y.shape)}: call ImageBatches.set_soft_targets on the training batches")
             soft, total = None, labels
         else:
             soft = self.soft_target_loss(x, y_pred, teacher_probabilities)

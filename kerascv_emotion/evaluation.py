@@ -147,9 +147,7 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
         y_true = np.asarray(cached.label_ids)
         temperature, fitted_for = tta_temperature(run_dir, tta, calibrate)
         calibration = {**calibration_report(y_true, outputs, list(index.class_names), temperature),
-                       "temperature_tta": fitted_for}
-        mismatch = temperature_mismatch(fitted_for, tta, run_dir)
-        notes.extend([mismatch] if mismatch else [])
+                       "temperature_tta": fitted_for, "mismatch": temperature_mismatch(fitted_for, tta, run_dir)}
         outputs = scaled(outputs, temperature)
         plain = None if plain is None else scaled(plain, run_temperature(run_dir, calibrate))
         metrics = classification_metrics(y_true, outputs, list(index.class_names))

@@ -21,15 +21,13 @@ from kerascv_emotion.cli.options import (
 from kerascv_emotion.inference import TTA_MODES
 
 
-def _calibration_line(calibration: dict[str, Any], tta: str, run: Path) -> str:
+def _calibration_line(calibration: dict[str, Any]) -> str:
     """``ECE 0.120 -> 0.031 (temperature 1.84)``, or the raw ECE when no temperature was applied;
-    says so when the temperature was not fitted for ``tta``'s outputs."""
-    from kerascv_emotion.runs import temperature_mismatch
-
+    with the evaluation's ``mismatch`` sentence when the temperature was fitted for other outputs."""
     raw, scaled = calibration["raw"]["ece"], calibration["calibrated"]
     if scaled is None:
         return f"ECE {raw:.3f} (no temperature applied)"
-    mismatch = temperature_mismatch(calibration["temperature_tta"], tta, run)
+    mismatch = calibration["mismatch"]
     return (f"ECE {raw:.3f} -> {scaled['ece']:.3f} (temperature {calibration['temperature']:.3f})"
             + (f"; {mismatch}" if mismatch else ""))
 
@@ -62,16 +60,14 @@ def evaluate(run: Path, index_path: Path | None, data: Path | None, split: str, 
     metrics = evaluate_run(run, index_path, split=split, bootstrap=bootstrap, seed=seed, tta=tta,
                            max_pixels=max_pixels, data=data, refresh_cache=refresh_cache, calibrate=calibrate)
     classification = metrics["task"] == "classification"
-    calibration_line = _calibration_line(metrics["calibration"], tta, run) if classification else ""
     for note in metrics.get("notes", []) if data is not None else []:
-        if note not in calibration_line:  # the temperature note is printed once, there
-            click.echo(f"note: {note}")
+        click.echo(f"note: {note}")
     split = metrics["split"]
     if classification:
         plain = metrics.get("without_tta")
         click.echo(f"{run} {split}: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_avg']['f1']:.3f}"
                    + (f" (tta {tta}; without: accuracy {plain['accuracy']:.3f})" if plain else ""))
-        click.echo(calibration_line)
+        click.echo(_calibration_line(metrics["calibration"]))
     else:
         mean = metrics["mean"]
         click.echo(f"{run} {split}: RMSE {mean['rmse']:.3f}, CCC {mean['ccc']:.3f}")

@@ -149,19 +149,32 @@ def _calibration_section(run: Run, evaluation: Evaluation, writer: OutputWriter)
     if not calibration:
         return "<h3>Calibration</h3>" + html.notes([f"No calibration figures in this metrics.json (an older "
                                                     f"version wrote it): {evaluate_hint(run.path, evaluation.split)}."])
-    temperature, tta = calibration.get("temperature"), evaluation.metrics.get("tta", "none")
+    temperature = calibration.get("temperature")
     fitted_for = calibration.get("temperature_tta", "none")  # absent from files written before per-TTA temperatures
     text = (f"Probabilities divided by the temperature {fmt(temperature)} fitted on the validation split "
             f"for {'one pass' if fitted_for == 'none' else f'tta={fitted_for}'} (RUN/calibration.json); "
             "the predicted classes are unchanged." if temperature is not None
             else "No temperature applied (none fitted, or --no-calibration).")
-    mismatch = temperature_mismatch(fitted_for if temperature is not None else None, tta, run.path)
-    if mismatch and mismatch not in (evaluation.metrics.get("notes") or []):  # else the notes above show it
+    mismatch = _temperature_mismatch(run, evaluation)
+    if mismatch:
         text += f" Note: {mismatch}."
     figure = writer.figure("reliability", reliability_figure(calibration),
                            "Reliability diagram: accuracy per confidence bin, before and after temperature scaling")
     return (f"<h3>Calibration</h3><p>{html.esc(text)}</p>"
             f"{html.table(['measure', 'raw', 'calibrated'], calibration_rows(calibration))}{html.figures([figure])}")
+
+
+def _temperature_mismatch(run: Run, evaluation: Evaluation) -> str | None:
+    """The sentence ``evaluate`` stored as ``calibration.mismatch`` when the temperature was fitted
+    for other outputs than the evaluation's TTA. A metrics.json written before that field existed
+    holds the sentence among its notes (shown above the section) when it has ``temperature_tta``;
+    without that too, its temperature was fitted without TTA (per-TTA temperatures came later)."""
+    calibration = evaluation.metrics["calibration"]
+    if "mismatch" in calibration:
+        return calibration["mismatch"]
+    if "temperature_tta" in calibration or calibration.get("temperature") is None:
+        return None
+    return temperature_mismatch("none", evaluation.metrics.get("tta", "none"), run.path)
 
 
 def _gallery_section(run: Run, evaluation: Evaluation, writer: OutputWriter) -> str:
