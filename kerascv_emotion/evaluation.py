@@ -14,8 +14,8 @@ import numpy as np
 
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.inference import predict_batches, to_input
-from kerascv_emotion.io import atomic_path, write_json
-from kerascv_emotion.runs import MODEL, eval_dir, load_model, read_config, temperature_mismatch
+from kerascv_emotion.io import atomic_path, read_json, write_json
+from kerascv_emotion.runs import MODEL, eval_dir, load_run, read_config, temperature_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,17 @@ def split_groups(index: Any, split: str, paths: Sequence[str]) -> list[str] | No
     group_of = {r.path: r.group for r in index.records if r.split == split}
     groups = [group_of.get(path) for path in paths]
     return groups if groups and all(groups) else None  # type: ignore[return-value]
+
+
+def _warn_replacing_other_data(out_dir: Path, data: Path) -> None:
+    """Log a warning when ``out_dir`` (``RUN/eval/data-<folder name>``) holds the evaluation of
+    another folder of the same name, which this one replaces."""
+    try:
+        earlier = Path(read_json(out_dir / "metrics.json")["index"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if earlier.resolve() != data.resolve():
+        log.warning("%s held the evaluation of %s, which this evaluation of %s replaces", out_dir, earlier, data)
 
 
 def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = None, split: str = "test",
@@ -132,7 +143,7 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
                         cache_dir=cache_dir,
                         on_bad_image=on_bad_image or config.get("on_bad_image", "skip"),
                         max_pixels=max_pixels or config.get("max_pixels"), refresh=refresh_cache)
-    model = load_model(run_dir / MODEL)
+    model = load_run(run_dir)[1]
     if len(cached) == 0:
         raise DataError(f"split {split!r} of {index_path} has no images to predict")
     if task == "regression" and cached.valence_arousal is None:
@@ -178,6 +189,8 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
     metrics.update(task=task, split=split, tta=tta, index=str(index_path), run=run_dir.resolve().name,
                    arch=config.get("arch"), skipped=len(cached.skipped),
                    inference=measure_inference(model, cached.images, batch_size=32))
+    if data is not None:
+        _warn_replacing_other_data(out_dir, Path(data))
     with atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, **arrays)
     write_json(out_dir / "metrics.json", metrics)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,13 +82,12 @@ class GradCam:
     @classmethod
     def for_run(cls, run_dir: str | os.PathLike, layer: str | None = None) -> GradCam:
         """Grad-CAM of ``RUN/model.keras`` (a classification run)."""
-        from kerascv_emotion.runs import MODEL, load_model, read_config
+        from kerascv_emotion.runs import load_run
 
-        config = read_config(run_dir)
+        config, model = load_run(run_dir)
         if config.get("task", "classification") != "classification":
             raise ConfigError(f"{run_dir} is a {config['task']} run; Grad-CAM explains classification runs")
-        return cls(load_model(Path(run_dir) / MODEL), layer, config["class_names"], config["image_size"],
-                   config["channels"])
+        return cls(model, layer, config["class_names"], config["image_size"], config["channels"])
 
     def __call__(self, images: np.ndarray, class_ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Heat maps float32 ``(N, H, W)`` in 0..1 of uint8 (or 0..1 float) ``images``

@@ -22,6 +22,7 @@ ONNX Runtime; a SavedModel runs with TensorFlow's process setting, ``threads`` r
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -33,13 +34,16 @@ from typing import Any
 
 import numpy as np
 
-from kerascv_emotion.errors import ConfigError
+from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.inference import predict_batches, to_input
 from kerascv_emotion.io import atomic_path, write_json
 from kerascv_emotion.runs import load_run_split
 from kerascv_emotion.temperature import load_run_model
 
 FORMATS = {"litert": "model.tflite", "onnx": "model.onnx", "saved_model": "model"}
+FORMAT_MODULES = {"onnx": ("tf2onnx", "onnx", "onnxruntime")}
+"""Modules beyond TensorFlow that a format's export and check need (the ``export`` extra's; LiteRT
+falls back to TensorFlow's own converter and interpreter)."""
 QUANTIZE = ("float16", "int8")
 FLOAT_TOLERANCE = 1e-4
 """Largest absolute output difference allowed for a float32 export."""
@@ -68,6 +72,10 @@ def _check(fmt: str, quantize: str | None) -> None:
         raise ConfigError(f"quantize={quantize!r}: use one of {list(QUANTIZE)} (or none)")
     if quantize is not None and fmt != "litert":
         raise ConfigError(f"--quantize {quantize} is implemented for litert only, not {fmt}")
+    missing = [name for name in FORMAT_MODULES.get(fmt, ()) if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"the {fmt} export needs {', '.join(missing)}, which is not installed: "
+                          "pip install 'kerascv_emotion[export]'")
 
 
 def _images(config: dict[str, Any], split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -209,15 +217,37 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _check_index(config: dict[str, Any], run_dir: str | os.PathLike,
+                 index: str | os.PathLike | None) -> dict[str, Any]:
+    """``config`` with ``index`` in place of the index the run was trained on (its own cache
+    folder); a one-line :class:`DataError` when ``index`` holds other classes than the run, or
+    when none is given and the run's own is not on this machine (a preset's)."""
+    from kerascv_emotion.data.index import read_index
+
+    if index is None:
+        if not Path(config["index"]).is_file():
+            raise DataError(f"{run_dir} was trained on {config['index']}, which is not on this machine; an export is "
+                            "checked on an index's val split (and int8 calibrated on its train split): give --index")
+        return config
+    names = read_index(index).class_names
+    if config.get("task", "classification") == "classification" and list(names) != list(config["class_names"]):
+        raise DataError(f"index {index} has classes {names}, but {run_dir} predicts {config['class_names']}; "
+                        "give an index of the same classes")
+    return {**config, "index": str(Path(index).resolve()), "cache_dir": None}
+
+
 def export_run(run_dir: str | os.PathLike, fmt: str, quantize: str | None = None,
-               out_dir: str | os.PathLike | None = None, calibrate: bool = True) -> dict[str, Any]:
+               out_dir: str | os.PathLike | None = None, calibrate: bool = True,
+               index: str | os.PathLike | None = None) -> dict[str, Any]:
     """Export ``RUN/model.keras`` as ``fmt`` into ``out_dir`` (default :func:`export_dir`),
-    load it back in its runtime and compare it with the Keras model on the run's validation
-    images; writes and returns ``export.json``'s content (``passed``: the check's verdict).
+    load it back in its runtime and compare it with the Keras model on the validation images
+    of the run's index, or of ``index`` (a preset's index stays on the machine it was trained
+    on); writes and returns ``export.json``'s content (``passed``: the check's verdict).
     The file includes the run's temperature (``temperature`` in ``export.json``, ``null``
     for none) unless ``calibrate`` is off (:mod:`kerascv_emotion.temperature`)."""
     _check(fmt, quantize)
     config, model, temperature = load_run_model(run_dir, calibrate)
+    config = _check_index(config, run_dir, index)
     out_dir = Path(out_dir) if out_dir is not None else export_dir(run_dir, fmt, quantize)
     target = out_dir / FORMATS[fmt]
     images, targets = _images(config, "val")
@@ -232,7 +262,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, quantize: str | None = None
         "format": fmt, "quantize": quantize, "file": target.name, "size_bytes": _size(target),
         "runtime": runtime, "run": Path(run_dir).name, "arch": config.get("arch"), "temperature": temperature,
         "input_shape": [None, int(config["image_size"]), int(config["image_size"]), int(config["channels"])],
-        "compared_on": {"split": "val", "images": len(images)},
+        "index": config["index"], "compared_on": {"split": "val", "images": len(images)},
         "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
     }
     if config.get("task", "classification") == "classification":

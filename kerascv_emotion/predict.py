@@ -72,6 +72,11 @@ class Predictions:
     skipped: list[dict[str, str]] = field(default_factory=list)
     no_face: list[str] = field(default_factory=list)
 
+    def input_files(self) -> set[Path]:
+        """Every input file :func:`predict` met (predicted, skipped or without a face), resolved."""
+        paths = [*(row["path"] for row in self.rows), *(item["path"] for item in self.skipped), *self.no_face]
+        return {Path(path).resolve() for path in paths}
+
     def records(self) -> dict[str, list[dict[str, Any]]]:
         """The rows as records by path (an image without a face maps to ``[]``; a skipped file
         is absent), each: ``time`` (seconds into a video; only when a video was among the
@@ -225,7 +230,8 @@ def predict_frames(model: Any, config: dict[str, Any], frames: Iterable[Frame], 
                 raise img
             faces = find_faces(img, margin, detector) if detect_faces else [Face((0, 0, img.width, img.height))]
             crops = [prepare_image(aligned_face(img, face, channels), path, size, channels) if align
-                     else prepare_image(img, path, size, channels, face.box) for face in faces]
+                     else prepare_image(img, path, size, channels, face.box if detect_faces else None)
+                     for face in faces]
         except BadImageError as exc:
             result.skipped.append({"path": path, "reason": exc.reason})
             continue
@@ -367,7 +373,8 @@ def write_annotated(folder: str | os.PathLike, result: Predictions, max_pixels: 
     """Write ``FOLDER/<name>.png``, a copy of each image with rows, its boxes and labels drawn,
     and ``FOLDER/<name>.avi`` for each video with rows (every frame, with the boxes of the latest
     frame sampled every ``every`` seconds, as :func:`predict` sampled it); a repeated name gets
-    ``-2``, ``-3``, ...; returns the files written. With ``explainer`` (a
+    ``-2``, ``-3``, ..., and so does a name that is one of the inputs (an input is never
+    overwritten); returns the files written. With ``explainer`` (a
     :class:`kerascv_emotion.explain.GradCam`) each box in a photo shows the heat map of its
     predicted class."""
     from kerascv_emotion.data.images import open_image
@@ -378,9 +385,11 @@ def write_annotated(folder: str | os.PathLike, result: Predictions, max_pixels: 
         by_path.setdefault(row["path"], []).append(row)
     written: list[Path] = []
     used: set[str] = set()
+    inputs = result.input_files()
     for path, rows in by_path.items():
         stem, n, suffix = Path(path).stem, 1, ".avi" if is_video(path) else ".png"
-        while (name := f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}") in used:
+        while ((name := f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}") in used
+               or (Path(folder) / name).resolve() in inputs):
             n += 1
         used.add(name)
         if is_video(path):

@@ -62,11 +62,36 @@ def is_finished_run(path: str | os.PathLike) -> bool:
 
 
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """``RUN/config.json`` of a finished run; a clear error when the run is not finished."""
+    """``RUN/config.json`` of a finished run; a one-line :class:`DataError` when the run is not
+    finished, or the file is not JSON or lacks the input size, channels or output names that
+    every use of a run reads."""
     run_dir = Path(run_dir)
     if not is_finished_run(run_dir):
         raise DataError(f"{run_dir} is not a finished run (no config.json/model.keras); run `kerascv-emotion train` first")
-    return read_json(run_dir / CONFIG)
+    path = run_dir / CONFIG
+    try:
+        config = read_json(path)
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
+        raise DataError(f"{path} is unreadable ({type(exc).__name__}: {str(exc)[:120]}); restore it, or train "
+                        "the run again") from None
+    problem = _config_problem(config)
+    if problem:
+        raise DataError(f"{path} {problem}; restore it, or train the run again")
+    return config
+
+
+def _config_problem(config: Any) -> str | None:
+    """What makes ``config`` unusable as a run's ``config.json``, or ``None``."""
+    if not isinstance(config, dict):
+        return f"holds a JSON {type(config).__name__}, not an object"
+    for key in ("image_size", "channels"):
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return f"has {key}={value!r}, not a positive integer"
+    names = config.get("output_names")
+    if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
+        return f"has output_names={names!r}, not a list of names"
+    return None
 
 
 def keras_file_readable(path: Path) -> bool:
@@ -99,9 +124,19 @@ def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
 
 def load_run(run_dir: str | os.PathLike, compile: bool = True) -> tuple[dict[str, Any], Any]:
     """``config.json`` (:func:`read_config`) and ``model.keras`` (:func:`load_model`) of a
-    finished run or a preset."""
+    finished run or a preset; a one-line :class:`DataError` when the model does not take the
+    config's ``(image_size, image_size, channels)`` images or does not give one output per
+    ``output_names`` entry (the two files come from different runs)."""
     config = read_config(run_dir)
-    return config, load_model(Path(run_dir) / MODEL, compile)
+    model = load_model(Path(run_dir) / MODEL, compile)
+    expected = ((config["image_size"], config["image_size"], config["channels"]), len(config["output_names"]))
+    found = (tuple(model.input_shape[1:]), model.output_shape[-1])
+    if found != expected:
+        raise DataError(f"{Path(run_dir) / MODEL} takes {found[0]} images and gives {found[1]} outputs, but "
+                        f"{Path(run_dir) / CONFIG} says {expected[0]} and {expected[1]} "
+                        f"({', '.join(config['output_names'])}): the two files are from different runs; "
+                        "restore them, or train the run again")
+    return config, model
 
 
 def load_run_split(config: dict[str, Any], split: str, progress: bool = True) -> Any:

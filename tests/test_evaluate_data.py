@@ -72,3 +72,22 @@ def test_unknown_class_is_a_one_line_cli_error(tiny_run: Path, tmp_path: Path) -
     (tmp_path / "data" / "grumpy").mkdir(parents=True)
     result = CliRunner().invoke(main, ["evaluate", str(tiny_run), "--data", str(tmp_path / "data")])
     assert result.exit_code == 1 and "grumpy" in result.output and "Traceback" not in result.output
+
+
+def test_a_folder_of_the_same_name_replaces_an_evaluation_with_a_warning(
+        tiny_run: Path, tiny_faces: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """RUN/eval/data-<name> is keyed by the folder's name: a second folder of that name replaces
+    the first one's evaluation, and says so."""
+    monkeypatch.setenv("KERASCV_EMOTION_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval", "report", "export"))
+    site_a, site_b = tmp_path / "a" / "test_set", tmp_path / "b" / "test_set"
+    for folder in (site_a, site_b):
+        _copy_test_split(tiny_faces, folder, drop="contempt")
+    with caplog.at_level("WARNING", logger="kerascv_emotion.evaluation"):
+        _invoke("evaluate", str(run), "--data", str(site_a), "--bootstrap", "0")
+        _invoke("evaluate", str(run), "--data", str(site_a), "--bootstrap", "0")  # the same folder again
+        assert "held the evaluation of" not in caplog.text
+        _invoke("evaluate", str(run), "--data", str(site_b), "--bootstrap", "0")
+    assert f"held the evaluation of {site_a}, which this evaluation of {site_b} replaces" in caplog.text

@@ -20,7 +20,7 @@ from kerascv_emotion.export import FORMATS, QUANTIZE
 from kerascv_emotion.face_detection import DEFAULT_DETECTOR, DEFAULT_MARGIN, DETECTORS
 from kerascv_emotion.predict import DEFAULT_EVERY
 from kerascv_emotion.presets import DEFAULT_PRESET
-from kerascv_emotion.runs import is_finished_run
+from kerascv_emotion.runs import CONFIG
 
 
 @click.command()
@@ -58,8 +58,8 @@ def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | 
 
     if run is not None and preset is not None:
         raise ConfigError("give --run or --preset, not both")
-    if run is None and preset is None and len(inputs) > 1 and is_finished_run(inputs[0]):
-        run, inputs = Path(inputs[0]), inputs[1:]
+    if run is None and preset is None and len(inputs) > 1 and (Path(inputs[0]) / CONFIG).is_file():
+        run, inputs = Path(inputs[0]), inputs[1:]  # a run folder, finished or not (then: read_config's error)
     if run is None:
         run = preset_dir(preset or DEFAULT_PRESET)
         detect_faces = preset_detects_faces(run) if detect_faces is None else detect_faces
@@ -77,6 +77,12 @@ def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | 
         click.echo(f"skipped {item['path']}: {item['reason']}")
     for path in result.no_face:
         click.echo(f"no face: {path}")
+    if not result.rows:
+        raise DataError(f"nothing predicted: {len(result.skipped)} input file(s) skipped, {len(result.no_face)} "
+                        f"without a face (see above); {out} not written"
+                        + ("; --whole-image classifies whole images" if result.no_face else ""))
+    if out.resolve() in result.input_files():
+        raise DataError(f"--out {out} is one of the inputs; give a new file name for the CSV")
     write_csv(out, result)
     images = len({row["path"] for row in result.rows})
     click.echo(f"wrote {out}: {len(result.rows)} row(s) from {images} image(s); {len(result.skipped)} skipped"
@@ -127,16 +133,19 @@ def explain(run: Path, inputs: tuple[str, ...], out: Path, detect_faces: bool, f
               help="litert only: float16 weights, or int8 calibrated on the run's training images.")
 @click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the file and export.json (default RUN/export/FORMAT[-QUANTIZE]).")
+@click.option("--index", "index_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="An index of the run's classes whose val split checks the file and whose train split "
+                   "calibrates int8 (default: the run's own; a preset needs one).")
 @calibration_option
 @with_options(device_options)
-def export(run: Path, fmt: str, quantize: str | None, out: Path | None, calibrate: bool, threads: int,
-           gpus: int) -> None:
+def export(run: Path, fmt: str, quantize: str | None, out: Path | None, index_path: Path | None, calibrate: bool,
+           threads: int, gpus: int) -> None:
     """Export RUN's model, load it back in its runtime and compare it with the Keras model on the
     validation images (figures in export.json beside the file); exit 1 if the check fails."""
     setup_devices(threads, gpus)
     from kerascv_emotion.export import export_dir, export_run
 
-    report = export_run(run, fmt, quantize, out, calibrate=calibrate)
+    report = export_run(run, fmt, quantize, out, calibrate=calibrate, index=index_path)
     folder = out or export_dir(run, fmt, quantize)
     accuracy = (f", accuracy {report['export_accuracy']:.3f} (keras {report['keras_accuracy']:.3f})"
                 if "export_accuracy" in report
