@@ -35,7 +35,7 @@ import keras
 import numpy as np
 
 from kerascv_emotion import runs, training
-from kerascv_emotion.errors import ConfigError, DataError
+from kerascv_emotion.errors import ConfigError
 from kerascv_emotion.priors import class_mix, class_prior, loss_class_mix, mix_shift
 from kerascv_emotion.settings import DistillSettings
 
@@ -185,10 +185,7 @@ def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int 
     with runs.claim(run_dir, {**dataclasses.asdict(student_settings), **record}, restart=restart) as work:
         training.seed_everything(student_settings.seed, student_settings.deterministic)
         data = training.load_data(student_settings, refresh_cache=refresh_cache)
-        if teacher_config.get("output_names") != data.output_names:
-            raise DataError(f"teacher {teacher_dir} predicts {teacher_config.get('output_names')}, but index "
-                            f"{student_settings.index} has classes {data.output_names}; "
-                            "distill on the teacher's classes")
+        runs.check_index_classes(student_settings.index, data.output_names, teacher_dir, teacher_config, "teacher")
         size, epochs = student_settings.image_size, student_settings.epochs
         shape = (size, size, student_settings.channels)
         student = build_model(student_settings.arch, input_shape=shape, num_classes=len(data.output_names),

@@ -15,7 +15,14 @@ import numpy as np
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.inference import predict_batches, to_input
 from kerascv_emotion.io import atomic_path, read_json, write_json
-from kerascv_emotion.runs import MODEL, eval_dir, load_run, read_config, temperature_mismatch
+from kerascv_emotion.runs import (
+    MODEL,
+    check_index_classes,
+    eval_dir,
+    load_run,
+    read_config,
+    temperature_mismatch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +141,7 @@ def evaluate(run_dir: str | os.PathLike, index_path: str | os.PathLike | None = 
         index_path = Path(index_path or config["index"])
         index = read_index(index_path)
         cache_dir = cache_dir_for(config.get("cache_dir"), index_path)
-    if task == "classification" and list(index.class_names) != list(config["class_names"]):
-        raise DataError(f"index {index_path} has classes {index.class_names}, but run {run_dir} was trained on "
-                        f"{config['class_names']}; evaluate with the same classes")
+    check_index_classes(index_path, index.class_names, run_dir, config)
     if not any(r.split == split for r in index.records):
         raise DataError(f"index {index_path} has no '{split}' images (it has {index.splits()})")
     cached = load_split(index, split, int(config["image_size"]), int(config["channels"]),

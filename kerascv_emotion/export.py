@@ -37,7 +37,7 @@ import numpy as np
 from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.inference import predict_batches, to_input
 from kerascv_emotion.io import atomic_path, write_json
-from kerascv_emotion.runs import load_run_split
+from kerascv_emotion.runs import check_index_classes, load_run_split
 from kerascv_emotion.temperature import load_run_model
 
 FORMATS = {"litert": "model.tflite", "onnx": "model.onnx", "saved_model": "model"}
@@ -229,10 +229,7 @@ def _check_index(config: dict[str, Any], run_dir: str | os.PathLike,
             raise DataError(f"{run_dir} was trained on {config['index']}, which is not on this machine; an export is "
                             "checked on an index's val split (and int8 calibrated on its train split): give --index")
         return config
-    names = read_index(index).class_names
-    if config.get("task", "classification") == "classification" and list(names) != list(config["class_names"]):
-        raise DataError(f"index {index} has classes {names}, but {run_dir} predicts {config['class_names']}; "
-                        "give an index of the same classes")
+    check_index_classes(index, read_index(index).class_names, run_dir, config)
     return {**config, "index": str(Path(index).resolve()), "cache_dir": None}
 
 

@@ -246,6 +246,16 @@ def predict_frames(model: Any, config: dict[str, Any], frames: Iterable[Frame], 
     return result
 
 
+def open_video(path: str) -> Any:
+    """``cv2.VideoCapture(path)``, with FFmpeg's own log lines off: a file that is not a video
+    gets our one skip line, not FFmpeg's too (e.g. "moov atom not found"). OpenCV reads
+    ``OPENCV_FFMPEG_LOGLEVEL`` at its first video; a value the user set is kept."""
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's AV_LOG_QUIET
+    return cv2.VideoCapture(path)
+
+
 def video_frames(path: str, every: float = DEFAULT_EVERY, sampled_only: bool = True) -> Iterator[Frame]:
     """The frames of video ``path`` as :data:`Frame` s (RGB) every ``every`` seconds (the first
     frame at or after 0, every, 2 x every, ...); with ``sampled_only=False`` all frames, those
@@ -255,7 +265,7 @@ def video_frames(path: str, every: float = DEFAULT_EVERY, sampled_only: bool = T
 
     if every <= 0:
         raise ConfigError(f"--every {every}: give a positive number of seconds between frames")
-    capture = cv2.VideoCapture(path)
+    capture = open_video(path)
     try:
         fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
         if not fps or not np.isfinite(fps) or fps <= 0:
@@ -297,10 +307,14 @@ def read_frames(files: Iterable[str], max_pixels: int | None, every: float = DEF
 def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], detect_faces: bool = False,
             margin: float = DEFAULT_MARGIN, batch_size: int = 32, max_pixels: int | None = None,
             progress: bool = True, detector: str = DEFAULT_DETECTOR, align: bool = False,
-            every: float = DEFAULT_EVERY, calibrate: bool = True) -> Predictions:
+            every: float = DEFAULT_EVERY, calibrate: bool = True,
+            skipped: Sequence[dict[str, str]] = ()) -> Predictions:
     """Predict every image (or, with ``detect_faces``, every face) named by ``inputs``
     (:func:`collect_inputs`), and the frames of videos every ``every`` seconds, with
     ``RUN/model.keras`` (:func:`predict_frames`).
+
+    ``skipped``: files already left out by a caller's own :func:`collect_inputs` (whose
+    ``inputs`` are then its files), reported first among the result's.
 
     ``margin``: each detected box grows by this fraction of its side on every side.
     ``max_pixels`` defaults to the run's own setting. A progress bar goes to stderr.
@@ -310,7 +324,8 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], det
     config = read_config(run_dir)
     check_face_options(detect_faces, detector, align)
     max_pixels = max_pixels or config.get("max_pixels")
-    files, skipped = collect_inputs(inputs)
+    files, walk_skipped = collect_inputs(inputs)
+    skipped = [*skipped, *walk_skipped]
     _, model, _ = load_run_model(run_dir, calibrate)
     return predict_frames(model, config, read_frames(files, max_pixels, every), len(files),
                           detect_faces, margin, detector, align, batch_size, skipped, progress,
@@ -345,7 +360,7 @@ def _write_annotated_video(path: str, target: Path, rows: Sequence[dict[str, Any
     by_time: dict[float, list[dict[str, Any]]] = {}
     for row in rows:
         by_time.setdefault(row["time_s"], []).append(row)
-    capture = cv2.VideoCapture(path)
+    capture = open_video(path)
     fps = capture.get(cv2.CAP_PROP_FPS)
     capture.release()
     current: list[dict[str, Any]] = []

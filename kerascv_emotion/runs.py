@@ -61,6 +61,25 @@ def is_finished_run(path: str | os.PathLike) -> bool:
     return (Path(path) / CONFIG).is_file() and (Path(path) / MODEL).is_file()
 
 
+def looks_like_run(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder with ``config.json``: a run, finished or not (a path given
+    where a run or an input may stand is taken as the run; :func:`read_config` then says
+    whether it is finished)."""
+    return (Path(path) / CONFIG).is_file()
+
+
+def check_index_classes(index_path: str | os.PathLike, index_class_names: Sequence[str], run_dir: str | os.PathLike,
+                        config: dict[str, Any], role: str = "run") -> None:
+    """A one-line :class:`DataError` when the classes of the index at ``index_path`` differ
+    (in names or order) from those the classification run ``run_dir`` predicts; a regression
+    run is not checked. ``role`` names the run in the line (e.g. ``"teacher"``)."""
+    if config.get("task", "classification") != "classification":
+        return
+    if list(index_class_names) != list(config["class_names"]):
+        raise DataError(f"index {index_path} has classes {list(index_class_names)}, but {role} {run_dir} predicts "
+                        f"{list(config['class_names'])}; give an index of the same classes")
+
+
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     """``RUN/config.json`` of a finished run; a one-line :class:`DataError` when the run is not
     finished, or the file is not JSON or lacks the input size, channels or output names that

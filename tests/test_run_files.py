@@ -47,7 +47,8 @@ def test_an_unreadable_config_is_one_line_naming_the_file(tiny_run: Path, tmp_pa
     with pytest.raises(DataError) as raised:
         read_config(run)
     assert str(raised.value).startswith(f"{run / CONFIG} {says}")
-    out = _fails("predict", "--run", str(run), str(tmp_path / "none.png"), "--out", str(tmp_path / "p.csv"))
+    Image.new("RGB", (40, 40), (120, 90, 60)).save(tmp_path / "face.png")
+    out = _fails("predict", "--run", str(run), str(tmp_path / "face.png"), "--out", str(tmp_path / "p.csv"))
     assert str(run / CONFIG) in out
 
 
@@ -101,12 +102,16 @@ def test_a_predict_that_predicts_nothing_fails_and_writes_nothing(tiny_run: Path
     assert not csv_path.exists()
 
 
-def test_predict_never_overwrites_an_input(tiny_run: Path, tmp_path: Path) -> None:
+def test_predict_never_overwrites_an_input(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kerascv_emotion.predict
+
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.new("RGB", (40, 40), (120, 90, 60)).save(photos / "face.png")
     original = (photos / "face.png").read_bytes()
-    out = _fails("predict", "--run", str(tiny_run), str(photos / "face.png"), "--out", str(photos / "face.png"))
+    with monkeypatch.context() as patch:  # refused before any work: nothing is predicted
+        patch.setattr(kerascv_emotion.predict, "predict", lambda *a, **k: pytest.fail("predicted"))
+        out = _fails("predict", "--run", str(tiny_run), str(photos), "--out", str(photos / "face.png"))
     assert "--out" in out and "is one of the inputs" in out
     result = CliRunner().invoke(main, ["predict", "--run", str(tiny_run), str(photos), "--out",
                                        str(tmp_path / "p.csv"), "--annotate", str(photos)], catch_exceptions=False)
@@ -114,6 +119,20 @@ def test_predict_never_overwrites_an_input(tiny_run: Path, tmp_path: Path) -> No
     assert (photos / "face.png").read_bytes() == original
     with Image.open(photos / "face-2.png") as copy:
         assert copy.size == (40, 40)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export", "distill"])
+def test_an_index_of_other_classes_is_one_line_naming_both(tiny_run: Path, tiny_xrays: Path, tmp_path: Path,
+                                                            command: str) -> None:
+    args = {"evaluate": ["evaluate", str(tiny_run), "--index", str(tiny_xrays), "--split", "val"],
+            "export": ["export", str(tiny_run), "--format", "litert", "--index", str(tiny_xrays),
+                       "--out", str(tmp_path / "x")],
+            "distill": ["distill", str(tiny_run), "--arch", "mobilenet", "--index", str(tiny_xrays),
+                        "--image-size", "32", "--epochs", "1", "--out", str(tmp_path / "student")]}[command]
+    role = "teacher" if command == "distill" else "run"
+    out = _fails(*args)
+    assert out.startswith(f"Error: index {tiny_xrays} has classes ['normal', 'covid'], but {role} {tiny_run} predicts ")
+    assert out.endswith("give an index of the same classes") and not (tmp_path / "x").exists()
 
 
 def test_an_export_without_its_extra_says_what_to_install(tiny_run: Path, tmp_path: Path,

@@ -99,3 +99,20 @@ def test_the_recognizer_reads_videos_too(tiny_run: Path, clip: Path, tmp_path: P
     fake.write_bytes(b"not a video at all")
     with pytest.raises(BadImageError, match="cannot be read as a video"):
         recognizer.predict(fake)
+
+
+def test_a_file_that_is_no_video_gets_one_line_not_ffmpegs_too(tmp_path: Path) -> None:
+    """FFmpeg writes its own error lines to the process's stderr (not Python's), so this runs in
+    a fresh process: OpenCV reads its FFmpeg log level at the first video it opens."""
+    import os
+    import subprocess
+    import sys
+
+    fake = tmp_path / "clip.mp4"
+    fake.write_bytes(b"not a video at all")
+    code = ("import sys; from kerascv_emotion.predict import video_frames; "
+            "print(repr(list(video_frames(sys.argv[1]))[0][2]))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    done = subprocess.run([sys.executable, "-c", code, str(fake)], capture_output=True, text=True, env=env,
+                          timeout=120, check=True)
+    assert "cannot be read as a video" in done.stdout and done.stderr == "", done.stderr

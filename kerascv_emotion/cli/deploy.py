@@ -20,7 +20,7 @@ from kerascv_emotion.export import FORMATS, QUANTIZE
 from kerascv_emotion.face_detection import DEFAULT_DETECTOR, DEFAULT_MARGIN, DETECTORS
 from kerascv_emotion.predict import DEFAULT_EVERY
 from kerascv_emotion.presets import DEFAULT_PRESET
-from kerascv_emotion.runs import CONFIG
+from kerascv_emotion.runs import looks_like_run
 
 
 @click.command()
@@ -58,7 +58,7 @@ def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | 
 
     if run is not None and preset is not None:
         raise ConfigError("give --run or --preset, not both")
-    if run is None and preset is None and len(inputs) > 1 and (Path(inputs[0]) / CONFIG).is_file():
+    if run is None and preset is None and len(inputs) > 1 and looks_like_run(inputs[0]):
         run, inputs = Path(inputs[0]), inputs[1:]  # a run folder, finished or not (then: read_config's error)
     if run is None:
         run = preset_dir(preset or DEFAULT_PRESET)
@@ -67,12 +67,15 @@ def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | 
     if explain and annotate_dir is None:
         raise ConfigError("--explain draws heat maps into the annotated copies: give --annotate DIR too")
     setup_devices(threads, gpus)
+    from kerascv_emotion.predict import collect_inputs, write_annotated, write_csv
     from kerascv_emotion.predict import predict as predict_images
-    from kerascv_emotion.predict import write_annotated, write_csv
 
-    result = predict_images(run, inputs, detect_faces=detect_faces, margin=face_margin, batch_size=batch_size,
+    files, skipped = collect_inputs(inputs)
+    if out.resolve() in {Path(file).resolve() for file in files}:
+        raise DataError(f"--out {out} is one of the inputs; give a new file name for the CSV")
+    result = predict_images(run, files, detect_faces=detect_faces, margin=face_margin, batch_size=batch_size,
                             max_pixels=max_pixels, detector=detector, align=align, every=every,
-                            calibrate=calibrate)
+                            calibrate=calibrate, skipped=skipped)
     for item in result.skipped:
         click.echo(f"skipped {item['path']}: {item['reason']}")
     for path in result.no_face:
@@ -81,8 +84,6 @@ def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | 
         raise DataError(f"nothing predicted: {len(result.skipped)} input file(s) skipped, {len(result.no_face)} "
                         f"without a face (see above); {out} not written"
                         + ("; --whole-image classifies whole images" if result.no_face else ""))
-    if out.resolve() in result.input_files():
-        raise DataError(f"--out {out} is one of the inputs; give a new file name for the CSV")
     write_csv(out, result)
     images = len({row["path"] for row in result.rows})
     click.echo(f"wrote {out}: {len(result.rows)} row(s) from {images} image(s); {len(result.skipped)} skipped"
