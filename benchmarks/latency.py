@@ -11,7 +11,7 @@ n/a for the peer, whose accuracy this script does not measure).
 
 Usage::
 
-    python benchmarks/latency.py results/fer2013/vgg results/fer2013/mobilenet [--peer fer.tflite] [--runs 200]
+    python benchmarks/latency.py results/fer2013/vgg results/fer2013/mobilenet [--peer fer.tflite ...] [--runs 200]
 """
 
 from __future__ import annotations
@@ -76,13 +76,14 @@ def measure(path: Path, runs: int) -> tuple[dict[str, Any], str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="*", type=Path, help="run folders (with model.keras and config.json)")
-    parser.add_argument("--peer", type=Path, default=None, help="a peer model's .tflite file, timed the same way")
+    parser.add_argument("--peer", type=Path, action="append", default=[],
+                        help="a peer model's .tflite file, timed the same way (repeat for several)")
     parser.add_argument("--runs", dest="timed", type=int, default=4 * LATENCY_RUNS,
                         help=f"timed single-image runs per file (at least {LATENCY_RUNS})")
     args = parser.parse_args()
     if args.timed < LATENCY_RUNS:
         parser.error(f"--runs must be at least {LATENCY_RUNS}")
-    if not args.runs and args.peer is None:
+    if not args.runs and not args.peer:
         parser.error("give run folders and/or --peer")
 
     rows = []
@@ -94,10 +95,10 @@ def main() -> None:
             accuracy = report.get("export_accuracy")
             rows.append((f"{run_dir.name} ({report['arch']})", label, report["input_shape"][1:], report["size_bytes"],
                          latency, accuracy, report["compared_on"]["images"], runtime))
-    if args.peer is not None:
-        latency, runtime = measure(args.peer, args.timed)
-        rows.append((f"peer {args.peer.name}", "litert", list(random_input(args.peer).shape),
-                     args.peer.stat().st_size, latency, None, 0, runtime))
+    for peer in args.peer:
+        latency, runtime = measure(peer, args.timed)
+        rows.append((f"peer {peer.name}", "litert", list(random_input(peer).shape), peer.stat().st_size, latency,
+                     None, 0, runtime))
 
     print(f"CPU: {cpu_name()}; single image, 1 thread, median (p90) of {args.timed} runs after warm-up")
     print("| model | export | input HxWxC | size (MB) | latency ms median (p90) | val accuracy (images) | runtime |")

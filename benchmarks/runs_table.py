@@ -1,6 +1,7 @@
 """Print a Markdown table of evaluated runs: one row per saved ``metrics.json`` (``evaluate``'s),
 with plain and TTA accuracy, macro F1 (95 % bootstrap interval), per-class recall, the run's
-best epoch and its mean epoch seconds (``history.csv``'s ``epoch_seconds``).
+best epoch, its mean epoch seconds and its training wall time in minutes (the sum of
+``history.csv``'s ``epoch_seconds``: the epochs' own time, without set-up and evaluation).
 
     python benchmarks/runs_table.py RUN/eval/val/metrics.json OTHER.metrics-hflip.json ...
 
@@ -34,24 +35,25 @@ def row(metrics_path: Path) -> str:
     macro_f1 = _interval(boot["macro_f1"]) if "macro_f1" in boot else f"{metrics['macro_avg']['f1']:.3f}"
     plain = metrics.get("without_tta", {}).get("accuracy", metrics["accuracy"])
     recall = ", ".join(f"{metrics['per_class'][c]['recall']:.2f}" for c in metrics["class_names"])
-    seconds, best = "", ""
+    seconds, minutes, best = "", "", ""
     history = run / "history.csv"
     if history.is_file():
         with history.open(newline="") as f:
             rows = list(csv.DictReader(f))
         times = [float(r["epoch_seconds"]) for r in rows if r.get("epoch_seconds")]
         seconds = f"{sum(times) / len(times):.0f}" if times else "n/a"
+        minutes = f"{sum(times) / 60:.1f}" if times else "n/a"
     config = run / "config.json"
     if config.is_file():
         best = str(json.loads(config.read_text()).get("best_epoch"))
     return (f"| {run.name} | {metrics.get('tta', 'none')} | {plain:.3f} | {accuracy} | {macro_f1} | {recall} "
-            f"| {best} | {seconds} |")
+            f"| {best} | {seconds} | {minutes} |")
 
 
 def main(paths: list[str]) -> None:
     print("| run | tta | accuracy, plain | accuracy, tta [95 % CI] | macro F1 [95 % CI] | recall per class "
-          "| best epoch (0-based) | mean epoch s |")
-    print("|---|---|---:|---|---|---|---:|---:|")
+          "| best epoch (0-based) | mean epoch s | training min |")
+    print("|---|---|---:|---|---|---|---:|---:|---:|")
     for path in paths:
         print(row(Path(path)))
 
