@@ -113,6 +113,10 @@ def test_predict_never_overwrites_an_input(tiny_run: Path, tmp_path: Path, monke
         patch.setattr(kerascv_emotion.predict, "predict", lambda *a, **k: pytest.fail("predicted"))
         out = _fails("predict", "--run", str(tiny_run), str(photos), "--out", str(photos / "face.png"))
     assert "--out" in out and "is one of the inputs" in out
+    (photos / "notes.csv").write_text("mine")  # not an image: skipped by the folder walk, still an input
+    assert "is one of the inputs" in _fails("predict", "--run", str(tiny_run), str(photos), "--out",
+                                            str(photos / "notes.csv"))
+    assert (photos / "notes.csv").read_text() == "mine"
     result = CliRunner().invoke(main, ["predict", "--run", str(tiny_run), str(photos), "--out",
                                        str(tmp_path / "p.csv"), "--annotate", str(photos)], catch_exceptions=False)
     assert result.exit_code == 0, result.output

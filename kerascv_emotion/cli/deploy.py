@@ -71,7 +71,7 @@ def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | 
     from kerascv_emotion.predict import predict as predict_images
 
     files, skipped = collect_inputs(inputs)
-    if out.resolve() in {Path(file).resolve() for file in files}:
+    if out.resolve() in {Path(path).resolve() for path in [*files, *(item["path"] for item in skipped)]}:
         raise DataError(f"--out {out} is one of the inputs; give a new file name for the CSV")
     result = predict_images(run, files, detect_faces=detect_faces, margin=face_margin, batch_size=batch_size,
                             max_pixels=max_pixels, detector=detector, align=align, every=every,
