@@ -3,8 +3,8 @@
 For each run folder: export float32 and int8 LiteRT with :func:`kerascv_emotion.export.export_run`
 (into ``RUN/export/litert`` and ``RUN/export/litert-int8``; the export checks the file against
 the Keras model on the run's validation images), then time every file the same way, together
-with an optional peer ``.tflite`` (e.g. the ``fer`` package's model converted to LiteRT):
-single-image latency on 1 CPU thread, median over ``--runs`` timed runs after warm-up
+with optional peer ``.tflite`` files (``--peer``, repeatable; e.g. the ``fer`` package's model
+as LiteRT): single-image latency on 1 CPU thread, median over ``--runs`` timed runs after warm-up
 (:func:`kerascv_emotion.export.single_image_latency`) on a random input of the model's shape.
 Prints one row per file: latency, size on disk and validation accuracy (from ``export.json``;
 n/a for the peer, whose accuracy this script does not measure).

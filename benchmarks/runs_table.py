@@ -1,7 +1,8 @@
 """Print a Markdown table of evaluated runs: one row per saved ``metrics.json`` (``evaluate``'s),
 with plain and TTA accuracy, macro F1 (95 % bootstrap interval), per-class recall, the run's
-best epoch, its mean epoch seconds and its training wall time in minutes (the sum of
-``history.csv``'s ``epoch_seconds``: the epochs' own time, without set-up and evaluation).
+best epoch, its mean epoch seconds and its summed epoch time in minutes (``history.csv``'s
+``epoch_seconds``: the epochs' own time, without set-up and evaluation; ``n/a`` unless every
+epoch has one).
 
     python benchmarks/runs_table.py RUN/eval/val/metrics.json OTHER.metrics-hflip.json ...
 
@@ -42,7 +43,7 @@ def row(metrics_path: Path) -> str:
             rows = list(csv.DictReader(f))
         times = [float(r["epoch_seconds"]) for r in rows if r.get("epoch_seconds")]
         seconds = f"{sum(times) / len(times):.0f}" if times else "n/a"
-        minutes = f"{sum(times) / 60:.1f}" if times else "n/a"
+        minutes = f"{sum(times) / 60:.1f}" if times and len(times) == len(rows) else "n/a"
     config = run / "config.json"
     if config.is_file():
         best = str(json.loads(config.read_text()).get("best_epoch"))
@@ -52,7 +53,7 @@ def row(metrics_path: Path) -> str:
 
 def main(paths: list[str]) -> None:
     print("| run | tta | accuracy, plain | accuracy, tta [95 % CI] | macro F1 [95 % CI] | recall per class "
-          "| best epoch (0-based) | mean epoch s | training min |")
+          "| best epoch (0-based) | mean epoch s | epochs' min |")
     print("|---|---|---:|---|---|---|---:|---:|---:|")
     for path in paths:
         print(row(Path(path)))

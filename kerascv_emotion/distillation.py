@@ -35,7 +35,8 @@ import keras
 import numpy as np
 
 from kerascv_emotion import runs, training
-from kerascv_emotion.errors import ConfigError
+from kerascv_emotion.data.index import read_index
+from kerascv_emotion.errors import ConfigError, DataError
 from kerascv_emotion.priors import class_mix, class_prior, loss_class_mix, mix_shift
 from kerascv_emotion.settings import DistillSettings
 
@@ -177,7 +178,11 @@ def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int 
     check_model_options(settings.train.arch, settings.train.arch_kwargs)
     teacher_dir = Path(settings.teacher).resolve()
     teacher_config = runs.read_config(teacher_dir)
+    if teacher_config.get("task", "classification") != "classification":
+        raise DataError(f"teacher {teacher_dir} is a {teacher_config['task']} run; distill from a classification run")
     student_settings = training.resolved(settings.train)
+    runs.check_index_classes(student_settings.index, read_index(student_settings.index).class_names, teacher_dir,
+                             teacher_config, "teacher")
     teacher_mix = class_mix(teacher_dir)
     record = {"distilled_from": str(teacher_dir), "temperature": settings.temperature, "alpha": settings.alpha,
               "soft_targets": settings.soft_targets, "teacher_class_mix": teacher_mix}
@@ -185,7 +190,6 @@ def distill(settings: DistillSettings, out_dir: str | os.PathLike, verbose: int 
     with runs.claim(run_dir, {**dataclasses.asdict(student_settings), **record}, restart=restart) as work:
         training.seed_everything(student_settings.seed, student_settings.deterministic)
         data = training.load_data(student_settings, refresh_cache=refresh_cache)
-        runs.check_index_classes(student_settings.index, data.output_names, teacher_dir, teacher_config, "teacher")
         size, epochs = student_settings.image_size, student_settings.epochs
         shape = (size, size, student_settings.channels)
         student = build_model(student_settings.arch, input_shape=shape, num_classes=len(data.output_names),

@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -74,8 +74,8 @@ class Predictions:
 
     def input_files(self) -> set[Path]:
         """Every input file :func:`predict` met (predicted, skipped or without a face), resolved."""
-        paths = [*(row["path"] for row in self.rows), *(item["path"] for item in self.skipped), *self.no_face]
-        return {Path(path).resolve() for path in paths}
+        return resolved([*(row["path"] for row in self.rows), *(item["path"] for item in self.skipped),
+                         *self.no_face])
 
     def records(self) -> dict[str, list[dict[str, Any]]]:
         """The rows as records by path (an image without a face maps to ``[]``; a skipped file
@@ -109,7 +109,24 @@ def _walk(folder: str, skipped: list[dict[str, str]]) -> Iterator[str]:
     return walk_files(folder, skipped, extensions=IMAGE_EXTENSIONS | VIDEO_EXTENSIONS, kind="an image or video")
 
 
-def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[str], list[dict[str, str]]]:
+def resolved(paths: Iterable[str]) -> set[Path]:
+    """``paths`` as a set of absolute paths, links resolved (to compare outputs with inputs)."""
+    return {Path(path).resolve() for path in paths}
+
+
+class Inputs(NamedTuple):
+    """What :func:`collect_inputs` found: ``files`` to predict, in order, and ``skipped``, one
+    ``{"path", "reason"}`` per file of a folder left out."""
+
+    files: list[str]
+    skipped: list[dict[str, str]]
+
+    def paths(self) -> set[Path]:
+        """Every file found, to predict or skipped, resolved (:func:`resolved`)."""
+        return resolved([*self.files, *(item["path"] for item in self.skipped)])
+
+
+def collect_inputs(inputs: Sequence[str | os.PathLike]) -> Inputs:
     """The image files named by ``inputs`` (files, folders searched recursively, glob
     patterns with ``**``), each once, in order, and the files of folders left out (for their
     extension, or as dangling links, FIFOs and other non-regular files). A path that does not
@@ -133,7 +150,7 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[str], list
         given = ", ".join(map(os.fspath, inputs))
         raise DataError(f"{given}: no files found (folders are searched recursively, hidden files left out); "
                         f"give image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) or folders that hold them")
-    return list(dict.fromkeys(files)), skipped
+    return Inputs(list(dict.fromkeys(files)), skipped)
 
 
 def _landmark_columns() -> list[str]:
@@ -304,17 +321,13 @@ def read_frames(files: Iterable[str], max_pixels: int | None, every: float = DEF
             yield path, None, exc
 
 
-def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], detect_faces: bool = False,
+def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | Inputs, detect_faces: bool = False,
             margin: float = DEFAULT_MARGIN, batch_size: int = 32, max_pixels: int | None = None,
             progress: bool = True, detector: str = DEFAULT_DETECTOR, align: bool = False,
-            every: float = DEFAULT_EVERY, calibrate: bool = True,
-            skipped: Sequence[dict[str, str]] = ()) -> Predictions:
+            every: float = DEFAULT_EVERY, calibrate: bool = True) -> Predictions:
     """Predict every image (or, with ``detect_faces``, every face) named by ``inputs``
-    (:func:`collect_inputs`), and the frames of videos every ``every`` seconds, with
-    ``RUN/model.keras`` (:func:`predict_frames`).
-
-    ``skipped``: files already left out by a caller's own :func:`collect_inputs` (whose
-    ``inputs`` are then its files), reported first among the result's.
+    (:func:`collect_inputs`, or what it returned), and the frames of videos every ``every``
+    seconds, with ``RUN/model.keras`` (:func:`predict_frames`).
 
     ``margin``: each detected box grows by this fraction of its side on every side.
     ``max_pixels`` defaults to the run's own setting. A progress bar goes to stderr.
@@ -324,8 +337,7 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], det
     config = read_config(run_dir)
     check_face_options(detect_faces, detector, align)
     max_pixels = max_pixels or config.get("max_pixels")
-    files, walk_skipped = collect_inputs(inputs)
-    skipped = [*skipped, *walk_skipped]
+    files, skipped = inputs if isinstance(inputs, Inputs) else collect_inputs(inputs)
     _, model, _ = load_run_model(run_dir, calibrate)
     return predict_frames(model, config, read_frames(files, max_pixels, every), len(files),
                           detect_faces, margin, detector, align, batch_size, skipped, progress,

@@ -102,6 +102,18 @@ def test_a_predict_that_predicts_nothing_fails_and_writes_nothing(tiny_run: Path
     assert not csv_path.exists()
 
 
+def test_a_folder_of_files_that_are_no_images_is_listed_then_nothing_predicted(tiny_run: Path,
+                                                                                 tmp_path: Path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not an image")
+    result = CliRunner().invoke(main, ["predict", "--run", str(tiny_run), str(folder), "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 1, result.output
+    assert f"skipped {folder / 'notes.txt'}" in result.output
+    assert "Error: nothing predicted: 1 input file(s) skipped, 0 without a face" in result.output
+    assert not (tmp_path / "p.csv").exists()
+
+
 def test_predict_never_overwrites_an_input(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import kerascv_emotion.predict
 
@@ -135,8 +147,20 @@ def test_an_index_of_other_classes_is_one_line_naming_both(tiny_run: Path, tiny_
                         "--image-size", "32", "--epochs", "1", "--out", str(tmp_path / "student")]}[command]
     role = "teacher" if command == "distill" else "run"
     out = _fails(*args)
-    assert out.startswith(f"Error: index {tiny_xrays} has classes ['normal', 'covid'], but {role} {tiny_run} predicts ")
-    assert out.endswith("give an index of the same classes") and not (tmp_path / "x").exists()
+    assert out.startswith(f"Error: index {tiny_xrays} has classes ['normal', 'covid'], but {role} "
+                          f"{tiny_run.resolve() if command == 'distill' else tiny_run} predicts ")
+    assert out.endswith("give an index of the same classes")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "student").exists()  # refused before any work
+
+
+def test_a_regression_teacher_is_refused(tiny_run: Path, tiny_faces: Path, tmp_path: Path) -> None:
+    teacher = _copy(tiny_run, tmp_path, "teacher")
+    config = json.loads((teacher / CONFIG).read_text())
+    (teacher / CONFIG).write_text(json.dumps({**config, "task": "regression", "output_names": ["valence", "arousal"]}))
+    out = _fails("distill", str(teacher), "--arch", "mobilenet", "--index", str(tiny_faces), "--image-size", "32",
+                 "--epochs", "1", "--out", str(tmp_path / "student"))
+    assert out == f"Error: teacher {teacher.resolve()} is a regression run; distill from a classification run"
+    assert not (tmp_path / "student").exists()
 
 
 def test_an_export_without_its_extra_says_what_to_install(tiny_run: Path, tmp_path: Path,

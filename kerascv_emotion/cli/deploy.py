@@ -20,7 +20,7 @@ from kerascv_emotion.export import FORMATS, QUANTIZE
 from kerascv_emotion.face_detection import DEFAULT_DETECTOR, DEFAULT_MARGIN, DETECTORS
 from kerascv_emotion.predict import DEFAULT_EVERY
 from kerascv_emotion.presets import DEFAULT_PRESET
-from kerascv_emotion.runs import looks_like_run
+from kerascv_emotion.runs import looks_like_run, read_config
 
 
 @click.command()
@@ -67,15 +67,22 @@ def predict(inputs: tuple[str, ...], out: Path, run: Path | None, preset: str | 
     if explain and annotate_dir is None:
         raise ConfigError("--explain draws heat maps into the annotated copies: give --annotate DIR too")
     setup_devices(threads, gpus)
-    from kerascv_emotion.predict import collect_inputs, write_annotated, write_csv
+    from kerascv_emotion.predict import (
+        check_face_options,
+        collect_inputs,
+        write_annotated,
+        write_csv,
+    )
     from kerascv_emotion.predict import predict as predict_images
 
-    files, skipped = collect_inputs(inputs)
-    if out.resolve() in {Path(path).resolve() for path in [*files, *(item["path"] for item in skipped)]}:
+    read_config(run)  # the run's and the options' problems first, then the inputs'
+    check_face_options(detect_faces, detector, align)
+    found = collect_inputs(inputs)
+    if out.resolve() in found.paths():
         raise DataError(f"--out {out} is one of the inputs; give a new file name for the CSV")
-    result = predict_images(run, files, detect_faces=detect_faces, margin=face_margin, batch_size=batch_size,
+    result = predict_images(run, found, detect_faces=detect_faces, margin=face_margin, batch_size=batch_size,
                             max_pixels=max_pixels, detector=detector, align=align, every=every,
-                            calibrate=calibrate, skipped=skipped)
+                            calibrate=calibrate)
     for item in result.skipped:
         click.echo(f"skipped {item['path']}: {item['reason']}")
     for path in result.no_face:
