@@ -58,7 +58,7 @@ def report_dir(run_dir: str | os.PathLike) -> Path:
 def is_finished_run(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a folder with ``config.json`` and ``model.keras`` (a finished run, or
     a preset)."""
-    return (Path(path) / CONFIG).is_file() and (Path(path) / MODEL).is_file()
+    return looks_like_run(path) and (Path(path) / MODEL).is_file()
 
 
 def looks_like_run(path: str | os.PathLike) -> bool:
